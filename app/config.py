@@ -1,0 +1,86 @@
+"""Settings of the pushes worker, read once from the environment.
+
+Every setting is an environment variable with a safe default, so a fresh
+clone runs against the local broker without any configuration.  The standard
+Faust CLI flags still win where they overlap: ``faust --datadir`` (which Faust
+passes on as ``F_DATADIR``) and ``faust worker --web-port``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the worker cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the worker can be told from outside."""
+
+    app_id: str = "pushes"
+    bootstrap_servers: str = "127.0.0.1:9092"
+    tokens_topic: str = "push-tokens"
+    payments_topic: str = "payments"
+    partitions: int = 8
+    replication_factor: int = 1
+    web_port: int = 6066
+    data_dir: str = "./data"
+    max_devices_per_user: int = 10
+    max_record_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            app_id=_text(env, "PUSHES_APP_ID", defaults.app_id),
+            bootstrap_servers=_text(env, "KAFKA_BOOTSTRAP_SERVERS", defaults.bootstrap_servers),
+            tokens_topic=_text(env, "PUSHES_TOKENS_TOPIC", defaults.tokens_topic),
+            payments_topic=_text(env, "PUSHES_PAYMENTS_TOPIC", defaults.payments_topic),
+            partitions=_int(env, "PUSHES_PARTITIONS", defaults.partitions, 1, 10_000),
+            replication_factor=_int(
+                env, "PUSHES_REPLICATION_FACTOR", defaults.replication_factor, 1, 16
+            ),
+            web_port=_int(env, "PUSHES_WEB_PORT", defaults.web_port, 1, 65535),
+            # `faust --datadir X` exports F_DATADIR before the app is imported;
+            # honouring it here is what lets the CLI flag win over our default.
+            data_dir=env.get("F_DATADIR") or _text(env, "PUSHES_DATA_DIR", defaults.data_dir),
+            max_devices_per_user=_int(
+                env, "PUSHES_MAX_DEVICES_PER_USER", defaults.max_devices_per_user, 1, 1000
+            ),
+            max_record_bytes=_int(
+                env, "PUSHES_MAX_RECORD_BYTES", defaults.max_record_bytes, 1024, 10 << 20
+            ),
+        )
+
+    @property
+    def broker_url(self) -> str:
+        """The bootstrap servers as Faust's ``kafka://`` URL list."""
+        hosts = [h.strip() for h in self.bootstrap_servers.split(",") if h.strip()]
+        return ";".join(f"kafka://{h}" for h in hosts)
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+settings = Settings.from_env()

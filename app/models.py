@@ -1,0 +1,204 @@
+"""The records that travel on the topics, and how raw input becomes one.
+
+Everything here is pure: no Kafka, no Faust.  The HTTP API and the agents use
+the same parsers, so a record that the API would refuse is also refused (and
+not half-processed) when another team's service produces it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_USER_ID_CHARS = 256
+MAX_DEVICE_ID_CHARS = 256
+MAX_TOKEN_CHARS = 4096
+MAX_PLATFORM_CHARS = 32
+MAX_PAYMENT_ID_CHARS = 256
+MAX_REASON_CHARS = 1024
+DEFAULT_DEVICE_ID = "default"
+STATUSES = ("succeeded", "failed")
+
+
+class InvalidRecord(ValueError):
+    """Input that can never become a valid record; the message says why."""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A device's push token was registered (``token`` set) or removed (``None``)."""
+
+    user_id: str
+    device_id: str
+    token: str | None
+    platform: str | None
+    updated_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The value written to the tokens topic."""
+        return {
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "token": self.token,
+            "platform": self.platform,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A payment outcome published by the payments system."""
+
+    payment_id: str
+    user_id: str
+    status: str
+    amount: Decimal
+    currency: str
+    reason: str | None = None
+    occurred_at: str | None = None
+
+
+def decode_json(raw: bytes | None, max_bytes: int) -> Any:
+    """Decode a record value; numbers with a fraction become ``Decimal``."""
+    if raw is None:
+        raise InvalidRecord("value is empty (null record)")
+    if len(raw) > max_bytes:
+        raise InvalidRecord(f"value is {len(raw)} bytes, over the {max_bytes} byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord(f"value is not valid UTF-8 ({exc.reason})") from None
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except ValueError as exc:
+        raise InvalidRecord(f"value is not valid JSON ({exc})") from None
+
+
+def normalize_user_id(value: object) -> str:
+    """One string per user: ``42`` and ``"42"`` (or ``" 42 "``) are the same user."""
+    # bool is an int in Python, and True is not a user.
+    if isinstance(value, bool) or value is None:
+        raise InvalidRecord("user_id must be a string or an integer")
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidRecord("user_id must be a string or an integer")
+    return _text_field("user_id", value, MAX_USER_ID_CHARS)
+
+
+def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEvent:
+    """Validate a registration (or, with ``"token": null``, a removal)."""
+    obj = _object(data)
+    user_id = normalize_user_id(obj.get("user_id"))
+    if "token" not in obj:
+        raise InvalidRecord("token is required (use null to remove a device)")
+    raw_token = obj["token"]
+    token = None if raw_token is None else _string("token", raw_token, MAX_TOKEN_CHARS)
+    device_id = _optional_string("device_id", obj.get("device_id"), MAX_DEVICE_ID_CHARS)
+    platform = _optional_string("platform", obj.get("platform"), MAX_PLATFORM_CHARS)
+    updated_at = obj.get("updated_at")
+    if updated_at is None:
+        moment = now or datetime.now(timezone.utc)
+        updated_at = moment.isoformat(timespec="milliseconds")
+    else:
+        updated_at = _timestamp("updated_at", updated_at)
+    return TokenEvent(
+        user_id=user_id,
+        device_id=device_id or DEFAULT_DEVICE_ID,
+        token=token,
+        platform=platform,
+        updated_at=updated_at,
+    )
+
+
+def parse_payment(data: object) -> Payment:
+    """Validate a payment event from the payments topic."""
+    obj = _object(data)
+    payment_id = _string("payment_id", obj.get("payment_id"), MAX_PAYMENT_ID_CHARS)
+    user_id = normalize_user_id(obj.get("user_id"))
+    status = obj.get("status")
+    if status not in STATUSES:
+        raise InvalidRecord(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    amount = _amount(obj.get("amount"))
+    currency = _currency(obj.get("currency"))
+    reason = _optional_string("reason", obj.get("reason"), MAX_REASON_CHARS)
+    occurred_at = obj.get("occurred_at")
+    if occurred_at is not None:
+        occurred_at = _timestamp("occurred_at", occurred_at)
+    return Payment(
+        payment_id=payment_id,
+        user_id=user_id,
+        status=status,
+        amount=amount,
+        currency=currency,
+        reason=reason,
+        occurred_at=occurred_at,
+    )
+
+
+def _object(data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidRecord("value must be a JSON object")
+    return data
+
+
+def _string(name: str, value: object, limit: int) -> str:
+    if value is None:
+        raise InvalidRecord(f"{name} is required")
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{name} must be a string")
+    return _text_field(name, value, limit)
+
+
+def _optional_string(name: str, value: object, limit: int) -> str | None:
+    return None if value is None else _string(name, value, limit)
+
+
+def _text_field(name: str, value: str, limit: int) -> str:
+    text = unicodedata.normalize("NFC", value.strip())
+    if not text:
+        raise InvalidRecord(f"{name} must not be empty")
+    if len(text) > limit:
+        raise InvalidRecord(f"{name} is {len(text)} characters, over the limit of {limit}")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise InvalidRecord(f"{name} must not contain control characters")
+    return text
+
+
+def _amount(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise InvalidRecord("amount must be a decimal string or a number")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise InvalidRecord(f"amount {value!r} is not a decimal number") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidRecord(f"amount must be a finite number >= 0, got {value!r}")
+    if amount.adjusted() > 15:
+        raise InvalidRecord("amount is too large")
+    return amount
+
+
+def _currency(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidRecord("currency must be a string")
+    code = value.strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise InvalidRecord(f"currency must be a 3-letter ISO 4217 code, got {value!r}")
+    return code
+
+
+def _timestamp(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{name} must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRecord(f"{name} {value!r} is not an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
