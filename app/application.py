@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from app.config import settings
+from app.config import Settings, settings
 from app.topology import ensure_topics
 
 
@@ -15,6 +15,19 @@ class PushesApp(faust.App):
         """Create and check the topics first: Faust itself checks no partition counts."""
         await super().on_first_start()
         await ensure_topics(settings)
+
+
+class PushesWorker(faust.Worker):
+    """Faust's worker, with ``faust --datadir`` made to work.
+
+    The faust CLI imports ``-A app`` *before* it exports ``--datadir`` as
+    ``F_DATADIR``, so a data dir fixed at import time would win over the flag.
+    The worker is created after that export: read the setting again here.
+    """
+
+    def __init__(self, app: faust.App, *services: object, **kwargs: object) -> None:
+        app.conf.datadir = Settings.from_env().data_dir  # type: ignore[assignment]
+        super().__init__(app, *services, **kwargs)  # type: ignore[arg-type]
 
 
 app = PushesApp(
@@ -35,4 +48,5 @@ app = PushesApp(
     # Faust's /table/... views would hand out every push token to anyone.
     web_tables_enabled=False,
     autodiscover=False,
+    Worker=PushesWorker,
 )

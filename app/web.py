@@ -3,7 +3,8 @@
 ``POST /tokens`` registers a device's push token and
 ``DELETE /tokens/{user_id}/{device_id}`` removes one.  Both publish an event
 to the tokens topic and answer ``202`` only once Kafka acknowledged it
-(acks=all), so an accepted request is never lost.
+(acks=all), so an accepted request is never lost.  ``GET /tokens/{user_id}``
+shows a user's devices, tokens masked, from whichever worker owns the user.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ from typing import Any, cast
 from aiohttp import web as aiohttp_web
 from aiokafka.errors import KafkaError
 from faust import web
+from faust.exceptions import SameNode
+from faust.web.exceptions import ServiceUnavailable
 
 from app.application import app
-from app.models import InvalidRecord, TokenEvent, decode_json, parse_token_event
+from app.models import (
+    InvalidRecord,
+    TokenEvent,
+    decode_json,
+    normalize_user_id,
+    parse_token_event,
+)
 from app.partitioning import user_key
 from app.topics import tokens_topic
+from tables.tokens import Devices, tokens_table
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +60,29 @@ def parse_registration_body(body: bytes, content_type: str) -> TokenEvent:
         raise HttpProblem(400, str(exc)) from None
 
 
+def mask_token(token: str) -> str:
+    """First 6 and last 4 characters: enough to recognise a token, not to use it."""
+    if len(token) <= 10:
+        return "*" * len(token)
+    return f"{token[:6]}...{token[-4:]}"
+
+
+def describe_devices(user_id: str, devices: Devices) -> dict[str, Any]:
+    """The public view of a user's devices, with masked tokens."""
+    return {
+        "user_id": user_id,
+        "devices": [
+            {
+                "device_id": device_id,
+                "token": mask_token(info["token"]),
+                "platform": info.get("platform"),
+                "updated_at": info.get("updated_at"),
+            }
+            for device_id, info in sorted(devices.items())
+        ],
+    }
+
+
 async def publish_token_event(event: TokenEvent) -> dict[str, Any]:
     """Produce ``event`` to the tokens topic and wait for Kafka's acknowledgement."""
     value = json.dumps(event.to_json(), separators=(",", ":")).encode("utf-8")
@@ -70,6 +103,31 @@ class TokensView(web.View):
         except HttpProblem as problem:
             return self.error(problem.status, problem.message)
         return await _publish(self, event, "registered")
+
+
+@app.page("/tokens/{user_id}")
+class UserTokensView(web.View):
+    """``GET /tokens/{user_id}``: the user's devices, answered by the owning worker."""
+
+    async def get(self, request: web.Request, user_id: str) -> web.Response:
+        """Route to the worker that owns the user, then read the table there."""
+        try:
+            uid = normalize_user_id(user_id)
+        except InvalidRecord as exc:
+            return self.error(400, str(exc))
+        key = user_key(uid)
+        try:
+            # Route by the same raw key bytes as the topic and the table, so
+            # the router hashes to the partition that really holds the user.
+            return await app.router.route_req(tokens_table.name, key, self.web, request)
+        except SameNode:
+            pass
+        except ServiceUnavailable:
+            return self.error(503, "partition owners are not known yet; try again shortly")
+        devices = tokens_table.get(key)
+        if not devices:
+            return self.error(404, f"no devices registered for user {uid}")
+        return self.json(describe_devices(uid, devices))
 
 
 @app.page("/tokens/{user_id}/{device_id}")

@@ -102,7 +102,9 @@ def test_bad_registrations_are_refused(data, reason):
 
 
 def test_payment_parses_and_normalises():
-    payment = parse_payment({**PAYMENT, "currency": "rub", "occurred_at": "2026-01-01T10:00:00+03:00"})
+    payment = parse_payment(
+        {**PAYMENT, "currency": "rub", "occurred_at": "2026-01-01T10:00:00+03:00"}
+    )
     assert payment.user_id == "42"
     assert payment.amount == Decimal("100")
     assert payment.currency == "RUB"
@@ -111,8 +113,13 @@ def test_payment_parses_and_normalises():
 
 
 def test_payment_amount_from_json_number_keeps_decimal_precision():
-    payment = parse_payment(decode_json(b'{"payment_id":"p","user_id":1,"status":"failed",'
-                                        b'"amount":0.1,"currency":"EUR","reason":"r"}', 1000))
+    payment = parse_payment(
+        decode_json(
+            b'{"payment_id":"p","user_id":1,"status":"failed",'
+            b'"amount":0.1,"currency":"EUR","reason":"r"}',
+            1000,
+        )
+    )
     assert payment.amount == Decimal("0.1")
     assert payment.reason == "r"
 
