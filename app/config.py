@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
+FAUST_DEFAULT_DATADIR = "{conf.name}-data"
+
+
 class ConfigError(ValueError):
     """An environment variable holds a value the worker cannot use."""
 
@@ -47,9 +50,7 @@ class Settings:
                 env, "PUSHES_REPLICATION_FACTOR", defaults.replication_factor, 1, 16
             ),
             web_port=_int(env, "PUSHES_WEB_PORT", defaults.web_port, 1, 65535),
-            # `faust --datadir X` exports F_DATADIR before the app is imported;
-            # honouring it here is what lets the CLI flag win over our default.
-            data_dir=env.get("F_DATADIR") or _text(env, "PUSHES_DATA_DIR", defaults.data_dir),
+            data_dir=_cli_datadir(env) or _text(env, "PUSHES_DATA_DIR", defaults.data_dir),
             max_devices_per_user=_int(
                 env, "PUSHES_MAX_DEVICES_PER_USER", defaults.max_devices_per_user, 1, 1000
             ),
@@ -63,6 +64,13 @@ class Settings:
         """The bootstrap servers as Faust's ``kafka://`` URL list."""
         hosts = [h.strip() for h in self.bootstrap_servers.split(",") if h.strip()]
         return ";".join(f"kafka://{h}" for h in hosts)
+
+
+def _cli_datadir(env: Mapping[str, str]) -> str | None:
+    # `faust --datadir X` reaches the app only as F_DATADIR.  Without the flag
+    # the CLI exports its own default template, which must not win over ours.
+    value = env.get("F_DATADIR", "").strip()
+    return value if value and value != FAUST_DEFAULT_DATADIR else None
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:

@@ -31,6 +31,11 @@ def test_faust_datadir_flag_wins_over_our_variable():
     assert s.data_dir == "/from-cli"
 
 
+def test_faust_cli_default_datadir_does_not_override_ours():
+    # The faust CLI exports its default template when --datadir is not given.
+    assert Settings.from_env({"F_DATADIR": "{conf.name}-data"}).data_dir == "./data"
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
