@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
 FAUST_DEFAULT_DATADIR = "{conf.name}-data"
 
 
