@@ -33,6 +33,12 @@ class Settings:
     data_dir: str = "./data"
     max_devices_per_user: int = 10
     max_record_bytes: int = 64 * 1024
+    dead_letter_topic: str = "pushes-dead-letters"
+    # Event time: how long a sent notification is remembered for deduplication.
+    sent_retention_seconds: int = 7 * 24 * 3600
+    # Event time: how long a payment waits for a token that is late; 0 = off.
+    late_token_grace_seconds: int = 600
+    max_pending_per_user: int = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +61,24 @@ class Settings:
             ),
             max_record_bytes=_int(
                 env, "PUSHES_MAX_RECORD_BYTES", defaults.max_record_bytes, 1024, 10 << 20
+            ),
+            dead_letter_topic=_text(env, "PUSHES_DEAD_LETTER_TOPIC", defaults.dead_letter_topic),
+            sent_retention_seconds=_int(
+                env,
+                "PUSHES_SENT_RETENTION_SECONDS",
+                defaults.sent_retention_seconds,
+                60,
+                366 * 24 * 3600,
+            ),
+            late_token_grace_seconds=_int(
+                env,
+                "PUSHES_LATE_TOKEN_GRACE_SECONDS",
+                defaults.late_token_grace_seconds,
+                0,
+                7 * 24 * 3600,
+            ),
+            max_pending_per_user=_int(
+                env, "PUSHES_MAX_PENDING_PER_USER", defaults.max_pending_per_user, 1, 10_000
             ),
         )
 

@@ -25,7 +25,15 @@ STATUSES = ("succeeded", "failed")
 
 
 class InvalidRecord(ValueError):
-    """Input that can never become a valid record; the message says why."""
+    """Input that can never become a valid record.
+
+    ``str(exc)`` says why, for people; ``code`` is a short, fixed category for
+    metrics labels and dead-letter filtering.
+    """
+
+    def __init__(self, message: str, code: str = "invalid_value") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -65,29 +73,30 @@ class Payment:
 def decode_json(raw: bytes | None, max_bytes: int) -> Any:
     """Decode a record value; numbers with a fraction become ``Decimal``."""
     if raw is None:
-        raise InvalidRecord("value is empty (null record)")
+        raise InvalidRecord("value is empty (null record)", "null_value")
     if len(raw) > max_bytes:
-        raise InvalidRecord(f"value is {len(raw)} bytes, over the {max_bytes} byte limit")
+        raise InvalidRecord(
+            f"value is {len(raw)} bytes, over the {max_bytes} byte limit", "too_large"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRecord(f"value is not valid UTF-8 ({exc.reason})") from None
+        raise InvalidRecord(f"value is not valid UTF-8 ({exc.reason})", "not_utf8") from None
     try:
         return json.loads(text, parse_float=Decimal)
     except ValueError as exc:
-        raise InvalidRecord(f"value is not valid JSON ({exc})") from None
+        raise InvalidRecord(f"value is not valid JSON ({exc})", "not_json") from None
 
 
 def normalize_user_id(value: object) -> str:
     """One string per user: ``42`` and ``"42"`` (or ``" 42 "``) are the same user."""
     # bool is an int in Python, and True is not a user.
-    if isinstance(value, bool) or value is None:
-        raise InvalidRecord("user_id must be a string or an integer")
-    if isinstance(value, int):
-        return str(value)
-    if not isinstance(value, str):
-        raise InvalidRecord("user_id must be a string or an integer")
-    return _text_field("user_id", value, MAX_USER_ID_CHARS)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidRecord("user_id must be a string or an integer", "bad_user_id")
+    try:
+        return _text_field("user_id", str(value), MAX_USER_ID_CHARS)
+    except InvalidRecord as exc:
+        raise InvalidRecord(str(exc), "bad_user_id") from None
 
 
 def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEvent:
@@ -95,7 +104,7 @@ def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEven
     obj = _object(data)
     user_id = normalize_user_id(obj.get("user_id"))
     if "token" not in obj:
-        raise InvalidRecord("token is required (use null to remove a device)")
+        raise InvalidRecord("token is required (use null to remove a device)", "missing_field")
     raw_token = obj["token"]
     token = None if raw_token is None else _string("token", raw_token, MAX_TOKEN_CHARS)
     device_id = _optional_string("device_id", obj.get("device_id"), MAX_DEVICE_ID_CHARS)
@@ -122,7 +131,9 @@ def parse_payment(data: object) -> Payment:
     user_id = normalize_user_id(obj.get("user_id"))
     status = obj.get("status")
     if status not in STATUSES:
-        raise InvalidRecord(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise InvalidRecord(
+            f"status must be one of {', '.join(STATUSES)}, got {status!r}", "unknown_status"
+        )
     amount = _amount(obj.get("amount"))
     currency = _currency(obj.get("currency"))
     reason = _optional_string("reason", obj.get("reason"), MAX_REASON_CHARS)
@@ -142,15 +153,15 @@ def parse_payment(data: object) -> Payment:
 
 def _object(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise InvalidRecord("value must be a JSON object")
+        raise InvalidRecord("value must be a JSON object", "not_object")
     return data
 
 
 def _string(name: str, value: object, limit: int) -> str:
     if value is None:
-        raise InvalidRecord(f"{name} is required")
+        raise InvalidRecord(f"{name} is required", "missing_field")
     if not isinstance(value, str):
-        raise InvalidRecord(f"{name} must be a string")
+        raise InvalidRecord(f"{name} must be a string", "wrong_type")
     return _text_field(name, value, limit)
 
 

@@ -42,11 +42,13 @@ def test_user_ids_normalise_to_one_string(raw, expected):
         ("a\x00b", "control characters"),
         ("a\nb", "control characters"),
         ("x" * 257, "over the limit of 256"),
+        (10**300, "over the limit of 256"),
     ],
 )
 def test_bad_user_ids_are_refused_with_a_reason(raw, reason):
-    with pytest.raises(InvalidRecord, match=reason):
+    with pytest.raises(InvalidRecord, match=reason) as caught:
         normalize_user_id(raw)
+    assert caught.value.code == "bad_user_id"
 
 
 def test_user_id_unicode_forms_are_one_user():
@@ -161,3 +163,24 @@ def test_bad_payments_are_refused(change, reason):
 def test_decode_refuses_unreadable_values(raw, reason):
     with pytest.raises(InvalidRecord, match=reason):
         decode_json(raw, 100)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (None, "null_value"),
+        (b"\xff", "not_utf8"),
+        (b"{", "not_json"),
+        (b"x" * 101, "too_large"),
+        (b"[]", "not_object"),
+        (b'{"user_id": 1, "status": "succeeded"}', "missing_field"),
+        (b'{"payment_id": 1, "user_id": 1}', "wrong_type"),
+        (b'{"payment_id": "p", "user_id": 1, "status": "x"}', "unknown_status"),
+        (b'{"payment_id": "p", "user_id": null}', "bad_user_id"),
+        (b'{"payment_id": "p", "user_id": 1, "status": "failed", "amount": "-1"}', "invalid_value"),
+    ],
+)
+def test_every_refusal_has_a_reason_code(raw, code):
+    with pytest.raises(InvalidRecord) as caught:
+        parse_payment(decode_json(raw, 100))
+    assert caught.value.code == code
