@@ -4,95 +4,280 @@ Flow per record::
 
     push-tokens ─(hop unless on the user's partition)─> pushes-tokens-canonical ─> table
     payments    ─(hop unless on the user's partition)─> pushes-payments-canonical ─> join
-    join ─> notifier (one line per device)
+    join ─> notifier (one line per device, each remembered in the sent table)
 
-Both agents parse raw bytes with :mod:`app.models`, so a malformed record is
-reported and skipped instead of killing the agent.
+Both agents parse raw bytes with :mod:`app.models`; a record that fails goes
+to the dead-letter topic and processing goes on.  Everything a payment
+touches (tokens, sent, pending) lives on its user's canonical partition, so
+every table read and write below happens in that one partition database.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT, TopicT
 
+from app import metrics
 from app.application import app
 from app.config import settings
+from app.deadletters import DeadLetters, SourceRecord
+from app.join import event_time_ms, plan_deliveries, within_grace
 from app.messages import render_message
-from app.models import InvalidRecord, decode_json, parse_payment, parse_token_event
+from app.models import (
+    InvalidRecord,
+    Payment,
+    TokenEvent,
+    decode_json,
+    parse_payment,
+    parse_token_event,
+)
 from app.notifier import LogNotifier, Notifier
 from app.partitioning import hop_target, user_key
 from app.topics import (
     CANONICAL_TOPICS,
+    dead_letter_topic,
     payment_sources,
     payments_canonical_topic,
     token_sources,
     tokens_canonical_topic,
 )
+from tables.pending import add_pending, pending_table, split_due
+from tables.scan import scan_partition
+from tables.sent import expired, sent_table
 from tables.tokens import apply_token_event, tokens_of, tokens_table
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+GRACE_MS = settings.late_token_grace_seconds * 1000
+RETENTION_MS = settings.sent_retention_seconds * 1000
+# Retention sweeps run inside events, at most this often per partition, and
+# look at a bounded number of keys each time so they never stall the stream.
+SWEEP_EVERY_S = 30.0
+SWEEP_BATCH = 5_000
+
 notifier: Notifier = LogNotifier()
+dead_letters = DeadLetters(settings, dead_letter_topic)
+
+# Event time per canonical partition: the newest event time seen there.
+_stream_time: dict[int, int] = {}
+_last_sweep: dict[int, float] = {}
+_sent_cursor: dict[int, bytes | None] = {}
 
 
 @app.agent(token_sources)
 async def process_tokens(stream: faust.StreamT[Any]) -> None:
     """Apply registrations and removals to the tokens table."""
     async for event in stream.events():
-        try:
-            token_event = parse_token_event(
-                decode_json(event.message.value, settings.max_record_bytes)
-            )
-        except InvalidRecord as exc:
-            _report_invalid(event, exc)
+        token_event = await _parse(event, parse_token_event)
+        if token_event is None:
             continue
         if await _moved_to_canonical(event, token_event.user_id, tokens_canonical_topic):
             continue
-        key = user_key(token_event.user_id)
-        devices, evicted = apply_token_event(
-            tokens_table.get(key),
-            token_event,
-            settings.max_devices_per_user,
-        )
-        for device_id in evicted:
-            log.warning(
-                "user %s has over %d devices: evicted device %s, the oldest",
-                token_event.user_id,
-                settings.max_devices_per_user,
-                device_id,
-            )
+        partition = event.message.partition
+        now = _advance(partition, _iso_ms(token_event.updated_at))
+        devices = _apply_token(token_event)
         if devices:
-            tokens_table[key] = devices
-        elif key in tokens_table:
-            del tokens_table[key]
+            await _release_pending(token_event.user_id, devices, now)
+        await _sweep(partition)
 
 
 @app.agent(payment_sources)
 async def process_payments(stream: faust.StreamT[Any]) -> None:
     """Notify every device of the paying user about the payment's outcome."""
     async for event in stream.events():
-        try:
-            payment = parse_payment(decode_json(event.message.value, settings.max_record_bytes))
-        except InvalidRecord as exc:
-            _report_invalid(event, exc)
+        payment = await _parse(event, parse_payment)
+        if payment is None:
             continue
         if await _moved_to_canonical(event, payment.user_id, payments_canonical_topic):
             continue
+        partition = event.message.partition
+        happened = event_time_ms(payment, event.message.timestamp)
+        now = _advance(partition, happened)
         devices = tokens_of(tokens_table.get(user_key(payment.user_id)))
-        if not devices:
-            log.info(
-                "no push token for user %s: payment %s (%s) not notified",
-                payment.user_id,
+        if devices:
+            await _notify(payment, happened, devices)
+        elif within_grace(happened, now, GRACE_MS):
+            _keep_pending(payment, happened)
+        else:
+            _report_no_token(payment)
+        await _sweep(partition)
+
+
+def _apply_token(token_event: TokenEvent) -> list[tuple[str, str]]:
+    key = user_key(token_event.user_id)
+    devices, evicted = apply_token_event(
+        tokens_table.get(key), token_event, settings.max_devices_per_user
+    )
+    for device_id in evicted:
+        log.warning(
+            "user %s has over %d devices: evicted device %s, the oldest",
+            token_event.user_id,
+            settings.max_devices_per_user,
+            device_id,
+        )
+        metrics.tokens_removed.labels("evicted").inc()
+    if token_event.token is None:
+        metrics.tokens_removed.labels("deleted").inc()
+    else:
+        metrics.tokens_registered.inc()
+    if devices:
+        tokens_table[key] = devices
+    elif key in tokens_table:
+        del tokens_table[key]
+    return tokens_of(devices)
+
+
+async def _notify(payment: Payment, happened_ms: int, devices: list[tuple[str, str]]) -> None:
+    deliveries, suppressed = plan_deliveries(payment, devices, sent_table.__contains__)
+    if suppressed:
+        metrics.duplicates_suppressed.inc(suppressed)
+    if not deliveries:
+        return
+    message = render_message(payment)
+    for delivery in deliveries:
+        try:
+            await notifier.send(delivery.token, message)
+        except Exception:
+            # A real sender can fail for one device; the others still get theirs.
+            metrics.notifications.labels("failed").inc()
+            log.exception(
+                "sending payment %s to device %s of user %s failed",
                 payment.payment_id,
-                payment.status,
+                delivery.device_id,
+                payment.user_id,
             )
             continue
-        message = render_message(payment)
-        for _device_id, token in devices:
-            await notifier.send(token, message)
+        # Remember it right after the send: the at-most-once window is
+        # exactly the time between these two lines and the changelog write.
+        sent_table[delivery.key] = happened_ms
+        metrics.notifications.labels("sent").inc()
+
+
+def _keep_pending(payment: Payment, happened_ms: int) -> None:
+    key = user_key(payment.user_id)
+    entries, dropped = add_pending(
+        pending_table.get(key), payment.to_json(), happened_ms, settings.max_pending_per_user
+    )
+    pending_table[key] = entries
+    metrics.payments_pending.inc()
+    log.info(
+        "no push token for user %s yet: payment %s (%s) waits up to %ds for one",
+        payment.user_id,
+        payment.payment_id,
+        payment.status,
+        settings.late_token_grace_seconds,
+    )
+    for entry in dropped:
+        _report_expired(entry, "over the limit of pending payments per user", "overflow")
+
+
+async def _release_pending(user_id: str, devices: list[tuple[str, str]], now_ms: int) -> None:
+    key = user_key(user_id)
+    entries = pending_table.get(key)
+    if not entries:
+        return
+    waiting, gone = split_due(entries, now_ms, GRACE_MS)
+    for entry in gone:
+        _report_expired(entry, "its grace period ended before a token came", "grace")
+    for entry in waiting:  # arrival order
+        await _notify(parse_payment(entry["payment"]), entry["event_time"], devices)
+    # Only now: after a crash above, the replayed token event finds the
+    # payments still pending, and the sent table skips what already went out.
+    del pending_table[key]
+
+
+def _report_no_token(payment: Payment) -> None:
+    metrics.payments_without_token.inc()
+    log.info(
+        "no push token for user %s: payment %s (%s) not notified",
+        payment.user_id,
+        payment.payment_id,
+        payment.status,
+    )
+
+
+def _report_expired(entry: dict[str, Any], why: str, cause: str) -> None:
+    payment = entry["payment"]
+    metrics.payments_without_token.inc()
+    metrics.pending_expired.labels(cause).inc()
+    log.info(
+        "no push token for user %s: payment %s (%s) dropped, %s",
+        payment["user_id"],
+        payment["payment_id"],
+        payment["status"],
+        why,
+    )
+
+
+async def _sweep(partition: int) -> None:
+    """Drop expired pending payments and sent records of this partition."""
+    wall = time.monotonic()
+    if wall - _last_sweep.get(partition, 0.0) < SWEEP_EVERY_S:
+        return
+    _last_sweep[partition] = wall
+    now = _stream_time[partition]
+    for key, raw in scan_partition(pending_table, partition, after=None, limit=SWEEP_BATCH):
+        waiting, gone = split_due(json.loads(raw), now, GRACE_MS)
+        if not gone:
+            continue
+        for entry in gone:
+            _report_expired(entry, "its grace period ended before a token came", "grace")
+        if waiting:
+            pending_table[key] = waiting
+        else:
+            del pending_table[key]
+    batch = scan_partition(
+        sent_table, partition, after=_sent_cursor.get(partition), limit=SWEEP_BATCH
+    )
+    _sent_cursor[partition] = batch[-1][0] if len(batch) == SWEEP_BATCH else None
+    for key, raw in batch:
+        if expired(int(json.loads(raw)), now, RETENTION_MS):
+            del sent_table[key]
+
+
+def _advance(partition: int, event_ms: int) -> int:
+    now = max(_stream_time.get(partition, 0), event_ms)
+    _stream_time[partition] = now
+    return now
+
+
+def _iso_ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
+
+
+async def _parse(event: EventT[Any], parse: Callable[[Any], T]) -> T | None:
+    """The parsed record, or ``None`` after dead-lettering it."""
+    message = event.message
+    try:
+        return parse(decode_json(message.value, settings.max_record_bytes))
+    except InvalidRecord as exc:
+        source = SourceRecord(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+            key=message.key,
+            value=message.value,
+        )
+        if await dead_letters.send(source, exc):
+            metrics.dead_letters.labels(message.topic, exc.code).inc()
+            log.warning(
+                "dead-lettered invalid record %s[%d]@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+            )
+        return None
 
 
 async def _moved_to_canonical(event: EventT[Any], user_id: str, target: TopicT) -> bool:
@@ -114,17 +299,17 @@ async def _moved_to_canonical(event: EventT[Any], user_id: str, target: TopicT) 
         return False
     # Await the delivery, not just the enqueue: the source offset is committed
     # after we return, and a record only in the send buffer would be lost.
-    sent = await target.send(key=user_key(user_id), value=message.value, partition=partition)
+    sent = await target.send(
+        key=user_key(user_id),
+        value=message.value,
+        partition=partition,
+        timestamp=message.timestamp,
+    )
     await sent
     return True
 
 
-def _report_invalid(event: EventT[Any], exc: InvalidRecord) -> None:
-    message = event.message
-    log.warning(
-        "skipping invalid record %s[%d]@%d: %s",
-        message.topic,
-        message.partition,
-        message.offset,
-        exc,
-    )
+@app.on_partitions_assigned.connect
+async def _on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    # Another worker may have dead-lettered records of partitions we now own.
+    dead_letters.forget()

@@ -69,6 +69,18 @@ class Payment:
     reason: str | None = None
     occurred_at: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object that :func:`parse_payment` reads back into an equal payment."""
+        return {
+            "payment_id": self.payment_id,
+            "user_id": self.user_id,
+            "status": self.status,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "reason": self.reason,
+            "occurred_at": self.occurred_at,
+        }
+
 
 def decode_json(raw: bytes | None, max_bytes: int) -> Any:
     """Decode a record value; numbers with a fraction become ``Decimal``."""

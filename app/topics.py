@@ -36,6 +36,8 @@ payment_sources = app.topic(
     internal=True,
     partitions=settings.partitions,
 )
+dead_letter_topic = app.topic(settings.dead_letter_topic, internal=True)
+
 CANONICAL_TOPICS = frozenset(
     {tokens_canonical_topic.get_topic_name(), payments_canonical_topic.get_topic_name()}
 )

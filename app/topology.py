@@ -53,12 +53,16 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.payments_topic, n, must_match=False),
         TopicSpec(f"{settings.app_id}-tokens-canonical", n, must_match=True),
         TopicSpec(f"{settings.app_id}-payments-canonical", n, must_match=True),
-        TopicSpec(
-            changelog_topic_name(settings, "tokens"),
-            n,
-            must_match=True,
-            config={"cleanup.policy": "compact"},
+        *(
+            TopicSpec(
+                changelog_topic_name(settings, table),
+                n,
+                must_match=True,
+                config={"cleanup.policy": "compact"},
+            )
+            for table in ("tokens", "sent", "pending")
         ),
+        TopicSpec(settings.dead_letter_topic, n, must_match=False),
     ]
 
 

@@ -10,6 +10,9 @@ def test_required_topics_cover_sources_canonical_topics_and_changelog():
         "pushes-tokens-canonical",
         "pushes-payments-canonical",
         "pushes-tokens-changelog",
+        "pushes-sent-changelog",
+        "pushes-pending-changelog",
+        "pushes-dead-letters",
     ]
 
 

@@ -1,0 +1,29 @@
+"""What was already notified: the deduplication record of the join.
+
+Key: ``payment_id \\x1f status \\x1f device_id`` (the separator cannot occur in
+validated ids).  Value: the payment's event time in epoch milliseconds, which
+drives retention.  Written on the user's canonical partition, like the tokens,
+so a payment and its record always meet in the same partition database.
+"""
+
+from __future__ import annotations
+
+from app.application import app
+from app.config import settings
+
+sent_table = app.Table(
+    "sent",
+    partitions=settings.partitions,
+    key_type=bytes,
+    help="Notifications already sent: payment/status/device -> event time (ms).",
+)
+
+
+def sent_key(payment_id: str, status: str, device_id: str) -> bytes:
+    """The deduplication key of one notification."""
+    return "\x1f".join((payment_id, status, device_id)).encode("utf-8")
+
+
+def expired(event_time_ms: int, stream_time_ms: int, retention_ms: int) -> bool:
+    """Whether a record of ``event_time_ms`` is past retention at ``stream_time_ms``."""
+    return event_time_ms < stream_time_ms - retention_ms
