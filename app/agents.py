@@ -50,7 +50,7 @@ from app.topics import (
 )
 from tables.pending import add_pending, pending_table, split_due
 from tables.scan import scan_partition
-from tables.sent import expired, sent_table
+from tables.sent import expired, handled_without_devices_key, sent_table
 from tables.tokens import apply_token_event, tokens_of, tokens_table
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,18 @@ async def process_payments(stream: faust.StreamT[Any]) -> None:
         partition = event.message.partition
         happened = event_time_ms(payment, event.message.timestamp)
         now = _advance(partition, happened)
-        devices = tokens_of(tokens_table.get(user_key(payment.user_id)))
-        if devices:
+        without_devices = handled_without_devices_key(payment.payment_id, payment.status)
+        if without_devices in sent_table:
+            # Seen before and kept pending or reported: a replay changes nothing.
+            metrics.duplicates_suppressed.inc()
+        elif devices := tokens_of(tokens_table.get(user_key(payment.user_id))):
             await _notify(payment, happened, devices)
-        elif within_grace(happened, now, GRACE_MS):
-            _keep_pending(payment, happened)
         else:
-            _report_no_token(payment)
+            if within_grace(happened, now, GRACE_MS):
+                _keep_pending(payment, happened)
+            else:
+                _report_no_token(payment)
+            sent_table[without_devices] = happened
         await _sweep(partition)
 
 

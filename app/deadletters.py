@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.config import Settings
 from app.models import InvalidRecord
+from app.topology import partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,8 @@ class DeadLetters:
         await consumer.start()
         try:
             name = self._settings.dead_letter_topic
-            await consumer.topics()  # fresh metadata: the topic may be new
-            partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in sorted(partitions)]
+            count = (await partition_counts(self._settings, [name])).get(name, 0)
+            tps = [TopicPartition(name, p) for p in range(count)]
             if not tps:
                 return {}
             consumer.assign(tps)

@@ -142,6 +142,8 @@ def parse_payment(data: object) -> Payment:
     payment_id = _string("payment_id", obj.get("payment_id"), MAX_PAYMENT_ID_CHARS)
     user_id = normalize_user_id(obj.get("user_id"))
     status = obj.get("status")
+    if status is None:
+        raise InvalidRecord("status is required", "missing_field")
     if status not in STATUSES:
         raise InvalidRecord(
             f"status must be one of {', '.join(STATUSES)}, got {status!r}", "unknown_status"
@@ -193,6 +195,8 @@ def _text_field(name: str, value: str, limit: int) -> str:
 
 
 def _amount(value: object) -> Decimal:
+    if value is None:
+        raise InvalidRecord("amount is required", "missing_field")
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise InvalidRecord("amount must be a decimal string or a number")
     try:
@@ -207,6 +211,8 @@ def _amount(value: object) -> Decimal:
 
 
 def _currency(value: object) -> str:
+    if value is None:
+        raise InvalidRecord("currency is required", "missing_field")
     if not isinstance(value, str):
         raise InvalidRecord("currency must be a string")
     code = value.strip().upper()

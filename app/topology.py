@@ -88,8 +88,7 @@ async def ensure_topics(settings: Settings, *, timeout: float = 60.0) -> dict[st
     :class:`TopologyError` if the counts cannot give a correct join.
     """
     specs = required_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
+    admin = await _admin(settings)
     try:
         actual = await _partition_counts(admin, [s.name for s in specs])
         missing = [s for s in specs if s.name not in actual]
@@ -106,6 +105,21 @@ async def ensure_topics(settings: Settings, *, timeout: float = 60.0) -> dict[st
         ", ".join(f"{name}={count}" for name, count in sorted(actual.items())),
     )
     return actual
+
+
+async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """The partition count of each of ``names`` that exists."""
+    admin = await _admin(settings)
+    try:
+        return await _partition_counts(admin, names)
+    finally:
+        await admin.close()
+
+
+async def _admin(settings: Settings) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    return admin
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

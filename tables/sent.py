@@ -1,8 +1,11 @@
 """What was already notified: the deduplication record of the join.
 
 Key: ``payment_id \\x1f status \\x1f device_id`` (the separator cannot occur in
-validated ids).  Value: the payment's event time in epoch milliseconds, which
-drives retention.  Written on the user's canonical partition, like the tokens,
+validated ids) for a notification sent to a device, or the same with an empty
+device id for a payment handled without devices (kept pending, or reported as
+having no token): a replay must not turn that decision into a notification
+once the user has a token.  Value: the payment's event time in epoch
+milliseconds, which drives retention.  Written on the user's canonical partition, like the tokens,
 so a payment and its record always meet in the same partition database.
 """
 
@@ -22,6 +25,11 @@ sent_table = app.Table(
 def sent_key(payment_id: str, status: str, device_id: str) -> bytes:
     """The deduplication key of one notification."""
     return "\x1f".join((payment_id, status, device_id)).encode("utf-8")
+
+
+def handled_without_devices_key(payment_id: str, status: str) -> bytes:
+    """The key recording that a payment outcome found no device (no device id is empty)."""
+    return sent_key(payment_id, status, "")
 
 
 def expired(event_time_ms: int, stream_time_ms: int, retention_ms: int) -> bool:
