@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FAUST_DEFAULT_DATADIR = "{conf.name}-data"
+LOG_FORMATS = ("text", "json")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class ConfigError(ValueError):
@@ -39,6 +42,20 @@ class Settings:
     # Event time: how long a payment waits for a token that is late; 0 = off.
     late_token_grace_seconds: int = 600
     max_pending_per_user: int = 100
+    # Secrets are kept out of repr(): a logged Settings must not leak them.
+    # None means "not configured": the API is open / tokens are never shown in full.
+    api_token: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    # The URL other workers use to reach this one (Faust's canonical_url).
+    canonical_url: str | None = None
+    log_format: str = "text"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,7 +97,42 @@ class Settings:
             max_pending_per_user=_int(
                 env, "PUSHES_MAX_PENDING_PER_USER", defaults.max_pending_per_user, 1, 10_000
             ),
-        )
+            api_token=_optional(env, "PUSHES_API_TOKEN"),
+            admin_token=_optional(env, "PUSHES_ADMIN_TOKEN"),
+            canonical_url=_optional(env, "PUSHES_CANONICAL_URL"),
+            log_format=_choice(env, "PUSHES_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+            kafka_security_protocol=_choice(
+                env,
+                "KAFKA_SECURITY_PROTOCOL",
+                defaults.kafka_security_protocol,
+                SECURITY_PROTOCOLS,
+            ),
+            kafka_sasl_mechanism=_choice(
+                env, "KAFKA_SASL_MECHANISM", defaults.kafka_sasl_mechanism, SASL_MECHANISMS
+            ),
+            kafka_sasl_username=_optional(env, "KAFKA_SASL_USERNAME"),
+            kafka_sasl_password=_optional(env, "KAFKA_SASL_PASSWORD"),
+            kafka_ssl_cafile=_optional(env, "KAFKA_SSL_CAFILE"),
+            kafka_ssl_certfile=_optional(env, "KAFKA_SSL_CERTFILE"),
+            kafka_ssl_keyfile=_optional(env, "KAFKA_SSL_KEYFILE"),
+        )._checked()
+
+    def _checked(self) -> Settings:
+        # Settings that are fine one by one but useless together: say so at start,
+        # not as an authentication timeout minutes later.
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ConfigError("KAFKA_SSL_KEYFILE is set but KAFKA_SSL_CERTFILE is not")
+        if self.canonical_url and not self.canonical_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PUSHES_CANONICAL_URL={self.canonical_url!r} must start with http:// or https://"
+            )
+        return self
 
     @property
     def broker_url(self) -> str:
@@ -99,6 +151,21 @@ def _cli_datadir(env: Mapping[str, str]) -> str | None:
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip()
     return value or default
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    for choice in choices:
+        if value.upper() == choice.upper():
+            return choice
+    raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

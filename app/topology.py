@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.config import Settings
+from app.security import kafka_client_options
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,9 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
 
 
 async def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **kafka_client_options(settings)
+    )
     await admin.start()
     return admin
 

@@ -47,3 +47,67 @@ def test_faust_cli_default_datadir_does_not_override_ours():
 def test_bad_values_fail_loudly(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_security_and_api_settings_default_to_off():
+    s = Settings.from_env({})
+    assert (s.api_token, s.admin_token, s.canonical_url) == (None, None, None)
+    assert (s.log_format, s.kafka_security_protocol, s.kafka_sasl_mechanism) == (
+        "text",
+        "PLAINTEXT",
+        "PLAIN",
+    )
+
+
+def test_security_settings_from_the_environment():
+    s = Settings.from_env(
+        {
+            "PUSHES_API_TOKEN": "api-secret",
+            "PUSHES_ADMIN_TOKEN": "admin-secret",
+            "PUSHES_CANONICAL_URL": "http://worker-1:6066",
+            "PUSHES_LOG_FORMAT": "JSON",
+            "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "KAFKA_SASL_MECHANISM": "scram-sha-512",
+            "KAFKA_SASL_USERNAME": "pushes",
+            "KAFKA_SASL_PASSWORD": "kafka-secret",
+            "KAFKA_SSL_CAFILE": "/etc/ca.pem",
+        }
+    )
+    assert (s.api_token, s.admin_token, s.canonical_url) == (
+        "api-secret",
+        "admin-secret",
+        "http://worker-1:6066",
+    )
+    assert s.log_format == "json"
+    assert (s.kafka_security_protocol, s.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (s.kafka_sasl_username, s.kafka_sasl_password) == ("pushes", "kafka-secret")
+
+
+def test_secrets_stay_out_of_repr():
+    s = Settings.from_env(
+        {
+            "PUSHES_API_TOKEN": "api-secret",
+            "PUSHES_ADMIN_TOKEN": "admin-secret",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_USERNAME": "pushes",
+            "KAFKA_SASL_PASSWORD": "kafka-secret",
+        }
+    )
+    text = repr(s)
+    assert "secret" not in text and "pushes" in text
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PUSHES_LOG_FORMAT": "xml"}, "PUSHES_LOG_FORMAT='xml' is not one of text, json"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL='TLS' is not one of"),
+        ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM='GSSAPI' is not one of"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "needs KAFKA_SASL_USERNAME"),
+        ({"KAFKA_SSL_KEYFILE": "/k.pem"}, "KAFKA_SSL_CERTFILE is not"),
+        ({"PUSHES_CANONICAL_URL": "worker-1:6066"}, "must start with http"),
+    ],
+)
+def test_bad_security_values_fail_loudly(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
