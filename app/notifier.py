@@ -21,7 +21,14 @@ def notification_line(token: str, message: str) -> str:
 class Notifier(Protocol):
     """Delivers one message to one device."""
 
-    async def send(self, token: str, message: str) -> None:
+    async def send(
+        self,
+        token: str,
+        message: str,
+        *,
+        payment_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
         """Deliver ``message`` to the device holding ``token``."""
 
 
@@ -31,6 +38,18 @@ class LogNotifier:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger(NOTIFICATION_LOGGER)
 
-    async def send(self, token: str, message: str) -> None:
-        """Log the notification line."""
-        self._log.info("%s", notification_line(token, message))
+    async def send(
+        self,
+        token: str,
+        message: str,
+        *,
+        payment_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Log the notification line; JSON logs also get the ids as fields."""
+        # The only log line allowed to hold a full token (see app.logs).
+        self._log.info(
+            "%s",
+            notification_line(token, message),
+            extra={"token": token, "payment_id": payment_id, "user_id": user_id},
+        )
