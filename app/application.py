@@ -2,37 +2,71 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import faust
+from faust.types.web import Web
 
 from app.config import Settings, settings
+from app.logs import use_json_logs
+from app.readiness import startup
+from app.security import faust_credentials
 from app.topology import ensure_topics
 
 
 class PushesApp(faust.App):
     """The Faust app, plus a topic check before any consumer starts."""
 
+    #: Called with the web driver before the server starts (middlewares go here).
+    webserver_init_hooks: list[Callable[[Web], None]]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.webserver_init_hooks = []
+
     async def on_first_start(self) -> None:
         """Create and check the topics first: Faust itself checks no partition counts."""
         await super().on_first_start()
         await ensure_topics(settings)
+        startup.topics_checked = True
+
+    def on_webserver_init(self, web: Web) -> None:
+        """Let the HTTP modules install what must exist before the server starts."""
+        super().on_webserver_init(web)
+        for hook in self.webserver_init_hooks:
+            hook(web)
 
 
 class PushesWorker(faust.Worker):
-    """Faust's worker, with ``faust --datadir`` made to work.
+    """Faust's worker, with ``faust --datadir`` and ``PUSHES_CANONICAL_URL`` made to work.
 
     The faust CLI imports ``-A app`` *before* it exports ``--datadir`` as
     ``F_DATADIR``, so a data dir fixed at import time would win over the flag.
-    The worker is created after that export: read the setting again here.
+    ``faust worker --web-port`` likewise overwrites ``canonical_url`` with
+    ``http://<hostname>:<port>``, which is unreachable in most containers.
+    The worker is created after both: apply our settings again here.
     """
 
     def __init__(self, app: faust.App, *services: object, **kwargs: object) -> None:
-        app.conf.datadir = Settings.from_env().data_dir  # type: ignore[assignment]
+        current = Settings.from_env()
+        app.conf.datadir = current.data_dir  # type: ignore[assignment]
+        if current.canonical_url:
+            app.conf.canonical_url = current.canonical_url  # type: ignore[assignment]
         super().__init__(app, *services, **kwargs)  # type: ignore[arg-type]
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """Switch to JSON lines when ``PUSHES_LOG_FORMAT=json``."""
+        super().on_setup_root_logger(logger, level)
+        if settings.log_format == "json":
+            use_json_logs(logger)
 
 
 app = PushesApp(
     settings.app_id,
     broker=settings.broker_url,
+    broker_credentials=faust_credentials(settings),
+    canonical_url=settings.canonical_url,
     store="rocksdb://",
     datadir=settings.data_dir,
     web_port=settings.web_port,
@@ -45,8 +79,10 @@ app = PushesApp(
     # acks=all: a 202 from the API means every in-sync replica has the token.
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
-    # Faust's /table/... views would hand out every push token to anyone.
+    # Faust's /table/... views would hand out every push token to anyone, and
+    # /router/... the cluster layout: only the documented API is served.
     web_tables_enabled=False,
+    web_router_enabled=False,
     autodiscover=False,
     Worker=PushesWorker,
 )

@@ -4,15 +4,18 @@
 ``DELETE /tokens/{user_id}/{device_id}`` removes one.  Both publish an event
 to the tokens topic and answer ``202`` only once Kafka acknowledged it
 (acks=all), so an accepted request is never lost.  ``GET /tokens/{user_id}``
-shows a user's devices, tokens masked, from whichever worker owns the user.
+shows a user's devices, tokens masked (unless the caller holds the admin
+secret), from whichever worker owns the user.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, cast
 
+from aiohttp import ClientError
 from aiohttp import web as aiohttp_web
 from aiokafka.errors import KafkaError
 from faust import web
@@ -20,6 +23,8 @@ from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
 
 from app.application import app
+from app.auth import ADMIN_HEADER, AuthProblem, reveals_tokens
+from app.config import settings
 from app.models import (
     InvalidRecord,
     TokenEvent,
@@ -34,6 +39,9 @@ from tables.tokens import Devices, tokens_table
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
+#: Set on a request forwarded to the partition's owner: it is never forwarded
+#: again, so workers that disagree about the owner cannot bounce it forever.
+ROUTED_HEADER = "X-Pushes-Routed"
 
 
 class HttpProblem(Exception):
@@ -53,8 +61,12 @@ def parse_registration_body(body: bytes, content_type: str) -> TokenEvent:
         raise HttpProblem(413, f"the body is over the {MAX_BODY_BYTES} byte limit")
     try:
         data = decode_json(body, MAX_BODY_BYTES)
-        if isinstance(data, dict) and data.get("token", "") is None:
-            raise InvalidRecord("token must be a string; to remove a device use DELETE")
+        if isinstance(data, dict):
+            if data.get("token", "") is None:
+                raise InvalidRecord("token must be a string; to remove a device use DELETE")
+            # The API stamps registrations itself: a client's clock does not
+            # decide which device is evicted first.
+            data.pop("updated_at", None)
         return parse_token_event(data)
     except InvalidRecord as exc:
         raise HttpProblem(400, str(exc)) from None
@@ -67,14 +79,15 @@ def mask_token(token: str) -> str:
     return f"{token[:6]}...{token[-4:]}"
 
 
-def describe_devices(user_id: str, devices: Devices) -> dict[str, Any]:
-    """The public view of a user's devices, with masked tokens."""
+def describe_devices(user_id: str, devices: Devices, *, reveal: bool = False) -> dict[str, Any]:
+    """The public view of a user's devices: tokens masked unless ``reveal``."""
+    show = (lambda token: token) if reveal else mask_token
     return {
         "user_id": user_id,
         "devices": [
             {
                 "device_id": device_id,
-                "token": mask_token(info["token"]),
+                "token": show(info["token"]),
                 "platform": info.get("platform"),
                 "updated_at": info.get("updated_at"),
             }
@@ -113,21 +126,35 @@ class UserTokensView(web.View):
         """Route to the worker that owns the user, then read the table there."""
         try:
             uid = normalize_user_id(user_id)
+            reveal = reveals_tokens(request.headers.get(ADMIN_HEADER), settings.admin_token)
         except InvalidRecord as exc:
             return self.error(400, str(exc))
+        except AuthProblem as problem:
+            return self.error(problem.status, problem.message)
         key = user_key(uid)
-        try:
-            # Route by the same raw key bytes as the topic and the table, so
-            # the router hashes to the partition that really holds the user.
-            return await app.router.route_req(tokens_table.name, key, self.web, request)
-        except SameNode:
-            pass
-        except ServiceUnavailable:
-            return self.error(503, "partition owners are not known yet; try again shortly")
+        if ROUTED_HEADER not in request.headers:
+            try:
+                return await self._route(request, key)
+            except SameNode:
+                pass
+            except ServiceUnavailable:
+                return self.error(503, "partition owners are not known yet; try again shortly")
+            except (ClientError, asyncio.TimeoutError, OSError) as exc:
+                log.warning("could not reach the owner of user %s: %s", uid, type(exc).__name__)
+                return self.error(503, "the worker owning this user is not reachable right now")
         devices = tokens_table.get(key)
         if not devices:
             return self.error(404, f"no devices registered for user {uid}")
-        return self.json(describe_devices(uid, devices))
+        return self.json(describe_devices(uid, devices, reveal=reveal))
+
+    async def _route(self, request: web.Request, key: bytes) -> web.Response:
+        raw = _aiohttp(request)
+        forwarded = raw.clone(headers={**raw.headers, ROUTED_HEADER: "1"})
+        # Route by the same raw key bytes as the topic and the table, so the
+        # router hashes to the partition that really holds the user.
+        return await app.router.route_req(
+            tokens_table.name, key, self.web, cast(web.Request, forwarded)
+        )
 
 
 @app.page("/tokens/{user_id}/{device_id}")

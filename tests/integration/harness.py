@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO / "scripts" / "kafka"
+READY = "Worker]: Ready"  # Faust's line once the worker has started
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
@@ -83,13 +84,17 @@ class Worker:
         self.log_path = workdir / f"{name}.log"
         self.env = {**os.environ, **namespace.env(**env)}
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
+        self._ready_before = 0
+        # Sent with every request (e.g. the bearer token of PUSHES_API_TOKEN).
+        self.headers: dict[str, str] = {}
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Worker:
+        # Ready lines before this start do not count for wait_ready().
+        self._ready_before = len(self.lines(READY)) if self.log_path.exists() else 0
         # Append: a restarted worker keeps its earlier output for the counts.
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -140,9 +145,7 @@ class Worker:
             time.sleep(0.2)
 
     def wait_ready(self, timeout: float = 120.0) -> Worker:
-        # Count the Ready lines of this start only (the log is appended to).
-        before = len(self.lines("Worker]: Ready"))
-        self.wait_for("Worker]: Ready", timeout, count=before + 1)
+        self.wait_for(READY, timeout, count=self._ready_before + 1)
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
@@ -169,9 +172,12 @@ class Worker:
         path: str,
         body: bytes | None = None,
         content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send one request; return the status and the decoded JSON body."""
-        headers = {"Content-Type": content_type} if content_type and body is not None else {}
+        headers = {**self.headers, **(headers or {})}
+        if content_type and body is not None:
+            headers["Content-Type"] = content_type
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -238,3 +244,15 @@ def payment(payment_id: str, user_id: Any, status: str = "succeeded", **extra: A
 
 def notification(token: str, message: str) -> str:
     return f"send notification to mobile app with token: {token} and message: {message}"
+
+
+def fetch(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One raw HTTP request: status, headers and body bytes, whatever the status."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
