@@ -4,7 +4,7 @@
 and commands registers them with the app (and the faust CLI).
 """
 
-from app import agents, ops, web  # noqa: F401  (registers agents and views)
+from app import agents, cli, ops, web  # noqa: F401  (registers agents, views, commands)
 from app.application import app
 
 __all__ = ["app"]
