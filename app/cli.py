@@ -46,6 +46,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 class MissingTopic(Exception):
     """The topic to produce to does not exist (the broker may not auto-create it)."""
 
+
 PROGRESS_EVERY = 0.1  # seconds between progress updates on a terminal
 
 
