@@ -9,10 +9,12 @@ error texts never echo the request, so no token can come back in one.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from aiohttp import web as aiohttp_web
 from faust.types.web import Web
@@ -30,7 +32,13 @@ def json_error(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> aiohttp_web.Response:
     """The API's error answer."""
-    return aiohttp_web.json_response({"error": message}, status=status, headers=headers)
+    return aiohttp_web.json_response(
+        {"error": message}, status=status, headers=headers, dumps=_compact_json
+    )
+
+
+# The same compact JSON as Faust's own responses.
+_compact_json = partial(json.dumps, separators=(",", ":"))
 
 
 def error_message(status: int, method: str, allowed: frozenset[str] | None = None) -> str:
