@@ -129,3 +129,11 @@ def test_procfile_runs_the_worker_on_the_platforms_port():
     lines = (REPO / "Procfile").read_text().splitlines()
     (worker,) = [line for line in lines if line.startswith("worker:")]
     assert "faust -A app worker" in worker and "--web-port ${PORT:-6066}" in worker
+
+
+def test_the_readme_lists_every_setting():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Configuration") :]
+    section = section[: section.index("\n## ", 1)]
+    missing = {name for name in config_env_names() if f"`{name}`" not in section}
+    assert not missing, f"README's Configuration lacks {sorted(missing)}"
