@@ -114,6 +114,7 @@ async def process_payments(stream: faust.StreamT[Any]) -> None:
             else:
                 _report_no_token(payment)
             sent_table[without_devices] = happened
+            await sent_table.acknowledged()
         await _sweep(partition)
 
 
@@ -150,7 +151,9 @@ async def _notify(payment: Payment, happened_ms: int, devices: list[tuple[str, s
     message = render_message(payment)
     for delivery in deliveries:
         try:
-            await notifier.send(delivery.token, message)
+            await notifier.send(
+                delivery.token, message, payment_id=payment.payment_id, user_id=payment.user_id
+            )
         except Exception:
             # A real sender can fail for one device; the others still get theirs.
             metrics.notifications.labels("failed").inc()
@@ -165,6 +168,7 @@ async def _notify(payment: Payment, happened_ms: int, devices: list[tuple[str, s
         # exactly the time between these two lines and the changelog write.
         sent_table[delivery.key] = happened_ms
         metrics.notifications.labels("sent").inc()
+    await sent_table.acknowledged()
 
 
 def _keep_pending(payment: Payment, happened_ms: int) -> None:

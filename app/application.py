@@ -79,6 +79,8 @@ app = PushesApp(
     # acks=all: a 202 from the API means every in-sync replica has the token.
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=settings.session_timeout_seconds / 5,
     # Faust's /table/... views would hand out every push token to anyone, and
     # /router/... the cluster layout: only the documented API is served.
     web_tables_enabled=False,

@@ -42,6 +42,9 @@ class Settings:
     # Event time: how long a payment waits for a token that is late; 0 = off.
     late_token_grace_seconds: int = 600
     max_pending_per_user: int = 100
+    # How long the group waits for a silent worker before moving its
+    # partitions: the failover time after a crash.
+    session_timeout_seconds: int = 10
     # Secrets are kept out of repr(): a logged Settings must not leak them.
     # None means "not configured": the API is open / tokens are never shown in full.
     api_token: str | None = field(default=None, repr=False)
@@ -96,6 +99,9 @@ class Settings:
             ),
             max_pending_per_user=_int(
                 env, "PUSHES_MAX_PENDING_PER_USER", defaults.max_pending_per_user, 1, 10_000
+            ),
+            session_timeout_seconds=_int(
+                env, "PUSHES_SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds, 6, 300
             ),
             api_token=_optional(env, "PUSHES_API_TOKEN"),
             admin_token=_optional(env, "PUSHES_ADMIN_TOKEN"),

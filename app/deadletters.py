@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.config import Settings
 from app.models import InvalidRecord
+from app.security import kafka_client_options
 from app.topology import partition_counts
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class DeadLetters:
             bootstrap_servers=self._settings.bootstrap_servers,
             enable_auto_commit=False,
             group_id=None,
+            **kafka_client_options(self._settings),
         )
         await consumer.start()
         try:

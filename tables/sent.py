@@ -11,15 +11,50 @@ so a payment and its record always meet in the same partition database.
 
 from __future__ import annotations
 
+from typing import Any
+
+import faust
+from faust.types import FutureMessage
+
 from app.application import app
 from app.config import settings
 
-sent_table = app.Table(
-    "sent",
+
+class AcknowledgedTable(faust.Table[bytes, int]):
+    """A table whose changelog writes can be awaited until Kafka has them.
+
+    Faust only enqueues a table's changelog record.  A notification logged
+    while its "sent" record still sits in a send buffer is repeated by the
+    next owner of the partition after a crash; awaiting the write right after
+    the send keeps that window to one payment's notifications.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unacknowledged: list[FutureMessage] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
+        """Enqueue the changelog record, and remember it until acknowledged."""
+        pending: FutureMessage = super().send_changelog(*args, **kwargs)
+        self._unacknowledged.append(pending)
+        return pending
+
+    async def acknowledged(self) -> None:
+        """Wait until Kafka has every changelog record written so far."""
+        waiting, self._unacknowledged = self._unacknowledged, []
+        for pending in waiting:
+            await pending
+
+
+sent_table = AcknowledgedTable(
+    app,
+    name="sent",
+    beacon=app.tables.beacon,
     partitions=settings.partitions,
     key_type=bytes,
     help="Notifications already sent: payment/status/device -> event time (ms).",
 )
+app.tables.add(sent_table)
 
 
 def sent_key(payment_id: str, status: str, device_id: str) -> bytes:
