@@ -61,7 +61,7 @@ GRACE_MS = settings.late_token_grace_seconds * 1000
 RETENTION_MS = settings.sent_retention_seconds * 1000
 # Retention sweeps run inside events, at most this often per partition, and
 # look at a bounded number of keys each time so they never stall the stream.
-SWEEP_EVERY_S = 30.0
+SWEEP_EVERY_S = float(settings.sweep_interval_seconds)
 SWEEP_BATCH = 5_000
 
 notifier: Notifier = LogNotifier()

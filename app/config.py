@@ -45,6 +45,8 @@ class Settings:
     # How long the group waits for a silent worker before moving its
     # partitions: the failover time after a crash.
     session_timeout_seconds: int = 10
+    # Wall time between two retention sweeps of one partition.
+    sweep_interval_seconds: int = 30
     # Secrets are kept out of repr(): a logged Settings must not leak them.
     # None means "not configured": the API is open / tokens are never shown in full.
     api_token: str | None = field(default=None, repr=False)
@@ -102,6 +104,9 @@ class Settings:
             ),
             session_timeout_seconds=_int(
                 env, "PUSHES_SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds, 6, 300
+            ),
+            sweep_interval_seconds=_int(
+                env, "PUSHES_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_seconds, 1, 3600
             ),
             api_token=_optional(env, "PUSHES_API_TOKEN"),
             admin_token=_optional(env, "PUSHES_ADMIN_TOKEN"),
