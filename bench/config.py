@@ -1,0 +1,135 @@
+"""What one benchmark run does: sizes, rates and durations (pure).
+
+The full run is the issue's workload (1,000,000 tokens over 200,000 users,
+1,000,000 payments, 60 s of latency inside a 5-minute soak at 2,000
+payments/s, 20 s of HTTP load).  ``--scale`` shrinks the counts and the
+durations together for quick runs; single flags override any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bench.workload import Mix
+
+#: The phases, in the order a run does them.
+SECTIONS = ("ingest", "recovery", "baseline", "join", "latency", "soak", "http")
+#: Keep the worker from evicting devices: it keeps at most this many per user.
+MAX_DEVICES_PER_USER = 10
+
+FULL_TOKENS = 1_000_000
+FULL_USERS = 200_000
+FULL_PAYMENTS = 1_000_000
+FULL_LATENCY_S = 60.0
+FULL_SOAK_S = 300.0
+FULL_HTTP_S = 20.0
+#: At the 20,000 payments/s target the full join takes 50 s; a much slower
+#: worker is measured for this long, so the run still ends in bounded time.
+FULL_JOIN_BUDGET_S = 300.0
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every knob of a run; the defaults are the full run."""
+
+    tokens: int = FULL_TOKENS
+    users: int = FULL_USERS
+    payments: int = FULL_PAYMENTS
+    mix: Mix = field(default_factory=Mix)
+    #: Payments/s of the paced stream of the latency window and the soak.
+    rate: float = 2_000.0
+    latency_seconds: float = FULL_LATENCY_S
+    #: The soak includes the latency window: one paced stream of this length.
+    soak_seconds: float = FULL_SOAK_S
+    http_seconds: float = FULL_HTTP_S
+    #: The join is cut off after this long; the rate is then estimated from its lines.
+    join_budget_seconds: float = FULL_JOIN_BUDGET_S
+    http_connections: int = 64
+    partitions: int = 8
+    seed: int = 1
+    scale: float = 1.0
+    skip: frozenset[str] = frozenset()
+    #: Run the worker under py-spy during the join and save the profile.
+    profile: bool = False
+    #: Keep the temporary directory (worker logs, data dirs) after the run.
+    keep: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.users <= self.tokens:
+            raise ValueError("need 0 < users <= tokens: every known user has a device")
+        if -(-self.tokens // self.users) > MAX_DEVICES_PER_USER:
+            raise ValueError(f"at most {MAX_DEVICES_PER_USER} devices per user (tokens/users)")
+        if self.payments < 1 or self.rate <= 0 or self.http_connections < 1:
+            raise ValueError("payments, rate and http connections must be positive")
+        if self.soak_seconds < self.latency_seconds:
+            raise ValueError("the soak includes the latency window: soak >= latency seconds")
+        unknown = self.skip - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+
+    def runs(self, section: str) -> bool:
+        """Whether ``section`` is part of this run."""
+        return section not in self.skip
+
+    @property
+    def paced_payments(self) -> int:
+        """Payments of the paced stream (latency window + rest of the soak)."""
+        if not (self.runs("latency") or self.runs("soak")):
+            return 0
+        return round(self.rate * self.paced_seconds)
+
+    @property
+    def paced_seconds(self) -> float:
+        """Length of the paced stream: the soak, or the latency window alone."""
+        return self.soak_seconds if self.runs("soak") else self.latency_seconds
+
+    def describe(self) -> dict[str, Any]:
+        """The settings, for the report."""
+        return {
+            "scale": self.scale,
+            "tokens": self.tokens,
+            "users": self.users,
+            "payments": self.payments,
+            "mix": {
+                "failed": self.mix.failed,
+                "unknown_users": self.mix.unknown,
+                "duplicates": self.mix.duplicates,
+                "keyed_by_payment_id": self.mix.keyed_by_payment,
+            },
+            "rate": self.rate,
+            "latency_seconds": self.latency_seconds,
+            "soak_seconds": self.soak_seconds,
+            "http_seconds": self.http_seconds,
+            "http_connections": self.http_connections,
+            "join_budget_seconds": self.join_budget_seconds,
+            "partitions": self.partitions,
+            "seed": self.seed,
+            "skipped": sorted(self.skip),
+            "profile": self.profile,
+        }
+
+
+def scaled(scale: float, **overrides: Any) -> BenchConfig:
+    """The full run shrunk by ``scale`` (counts and durations), then ``overrides``.
+
+    Durations keep a floor (5 s of latency, 3 s of HTTP) so a quick run still
+    measures something.  ``None`` overrides are ignored (unset flags).
+    """
+    if scale <= 0:
+        raise ValueError("scale must be > 0")
+    latency = max(5.0, FULL_LATENCY_S * scale)
+    base = BenchConfig(
+        tokens=max(1, round(FULL_TOKENS * scale)),
+        users=max(1, round(FULL_USERS * scale)),
+        payments=max(1, round(FULL_PAYMENTS * scale)),
+        latency_seconds=latency,
+        soak_seconds=max(latency, FULL_SOAK_S * scale),
+        http_seconds=max(3.0, FULL_HTTP_S * scale),
+        join_budget_seconds=max(60.0, FULL_JOIN_BUDGET_S * scale),
+        scale=scale,
+    )
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if "latency_seconds" in given and "soak_seconds" not in given:
+        given["soak_seconds"] = max(base.soak_seconds, given["latency_seconds"])
+    return replace(base, **given)
