@@ -6,14 +6,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test test-fast test-unit lint format kafka-start kafka-stop kafka-status kafka-logs clean
+.PHONY: run test test-fast test-unit lint format bench bench-quick bench-profile kafka-start kafka-stop kafka-status kafka-logs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pushes needs Python >= 3.10")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
 	@touch $@
 
 ## run: install, start the local Kafka, run one worker in the foreground (web on :6066)
@@ -34,13 +35,26 @@ test-unit: $(STAMP)
 
 ## lint: ruff and mypy, as CI would
 lint: $(STAMP)
-	$(BIN)/ruff check app tables tests
-	$(BIN)/ruff format --check app tables tests
+	$(BIN)/ruff check app tables tests bench
+	$(BIN)/ruff format --check app tables tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix app tables tests
-	$(BIN)/ruff format app tables tests
+	$(BIN)/ruff check --fix app tables tests bench
+	$(BIN)/ruff format app tables tests bench
+
+## bench: the full benchmark on the local broker (~10 min on 2 cores when the targets are met);
+##        JSON report and PNG figure in bench/results/. BENCH_SCALE=0.05 for smaller sizes.
+bench: $(STAMP) kafka-start
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## bench-quick: the same at 5% of the sizes (a minute or two)
+bench-quick: $(STAMP) kafka-start
+	$(BIN)/python -m bench --scale 0.05 $(BENCH_ARGS)
+
+## bench-profile: the join of 100,000 payments under py-spy; profile and top functions in bench/results/
+bench-profile: $(STAMP) kafka-start
+	$(BIN)/python -m bench --scale 0.1 --profile --join-budget 900 --skip recovery,baseline,latency,soak,http $(BENCH_ARGS)
 
 kafka-start:
 	scripts/kafka start

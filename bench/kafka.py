@@ -1,0 +1,239 @@
+"""The bench's own Kafka clients: topics, fast and paced producers, offsets, raw reads.
+
+Producers are librdkafka (confluent-kafka): an order of magnitude faster
+than a Python client, so filling a topic with a million records takes
+seconds and leaves the CPU to the worker.  ``murmur2_random`` is librdkafka's
+Java-compatible partitioner: a record keyed by user id lands on the user's
+canonical partition, exactly as from the worker's own aiokafka producer.
+The raw changelog read uses aiokafka, the client the worker restores with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import TopicPartition as RdTopicPartition
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class Produced:
+    """The outcome of producing a batch of records."""
+
+    records: int
+    errors: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Records per second."""
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
+    """Create the topics (an existing one is fine)."""
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(name, count, 1) for name, count in partitions.items()]
+            )
+            for name, code, *_ in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"could not create topic {name}: error {code}")
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
+
+
+def delete_topics_containing(bootstrap: str, marker: str) -> list[str]:
+    """Delete every topic whose name contains ``marker``; return their names."""
+
+    async def run() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            names = sorted(t for t in await admin.list_topics() if marker in t)
+            if names:
+                await admin.delete_topics(names)
+            return names
+        finally:
+            await admin.close()
+
+    return asyncio.run(run())
+
+
+def _producer(bootstrap: str, **extra: str | int) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "enable.idempotence": False,
+            **extra,
+        }
+    )
+
+
+def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> Produced:
+    """Produce every ``(key, value)`` as fast as possible; wait for every acknowledgement."""
+    producer = _producer(
+        bootstrap,
+        **{
+            "linger.ms": 50,
+            "batch.size": 1 << 20,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 500_000,
+        },
+    )
+    errors = 0
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        nonlocal errors
+        errors += error is not None
+
+    started = time.monotonic()
+    count = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: let it drain
+                producer.poll(0.05)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    left = producer.flush(120)
+    return Produced(count, errors + left, time.monotonic() - started)
+
+
+def produce_paced(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+    rate: float,
+    on_send: Callable[[int, int], None],
+) -> Produced:
+    """Produce at ``rate`` records/s, paced against the start; ``on_send(i, epoch_ms)``.
+
+    Each record carries its produce time as the Kafka timestamp (CreateTime),
+    the start of its latency.  ``linger.ms`` is 1: a paced payments producer
+    sends at once rather than waiting to fill batches.
+    """
+    producer = _producer(bootstrap, **{"linger.ms": 1})
+    errors = 0
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        nonlocal errors
+        errors += error is not None
+
+    started = time.monotonic()
+    count = 0
+    for key, value in records:
+        # poll() returns early once it served a delivery report: wait in a loop.
+        while (ahead := count / rate - (time.monotonic() - started)) > 0:
+            producer.poll(ahead)
+        now_ms = int(time.time() * 1000)
+        producer.produce(topic, value=value, key=key, timestamp=now_ms, on_delivery=delivered)
+        on_send(count, now_ms)
+        count += 1
+    left = producer.flush(120)
+    return Produced(count, errors + left, time.monotonic() - started)
+
+
+class Watermarks:
+    """Reads the high watermarks (next offsets) of a topic's partitions."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "pushes-bench-watermarks"}
+        )
+        self._partitions = [RdTopicPartition(topic, p) for p in range(partitions)]
+
+    def total(self) -> int:
+        """Records ever written to the topic (sum of high watermarks)."""
+        return sum(
+            self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1]
+            for tp in self._partitions
+        )
+
+    def close(self) -> None:
+        """Leave the cluster."""
+        self._consumer.close()
+
+
+def skip_to_end(bootstrap: str, group: str, topics: list[str], partitions: int) -> None:
+    """Commit the end offsets of ``topics`` for ``group`` (it must have no live member).
+
+    What a phase that ran out of time left unprocessed is skipped, so it does
+    not flow into the next phase's measurement.
+    """
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.commit(await consumer.end_offsets(tps))
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """A topic read from its beginning to its end."""
+
+    records: int
+    bytes: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Records per second."""
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def read_raw(bootstrap: str, topic: str, partitions: int) -> RawRead:
+    """Read every record of ``topic`` with a plain aiokafka consumer (no decoding)."""
+
+    async def run() -> RawRead:
+        started = time.monotonic()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            left = {tp for tp in tps if ends[tp] > 0}
+            records = size = 0
+            while left:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+                for tp, part in batch.items():
+                    records += len(part)
+                    size += sum(len(r.value or b"") + len(r.key or b"") for r in part)
+                    if part and part[-1].offset + 1 >= ends[tp]:
+                        left.discard(tp)
+            return RawRead(records, size, time.monotonic() - started)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())

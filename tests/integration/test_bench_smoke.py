@@ -1,0 +1,49 @@
+"""The benchmark harness still works: a tiny run on the real broker writes a full report.
+
+No timing is asserted (the suite runs on busy machines); only that every
+phase ran without error and produced its section, the figure and the profile.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.integration.harness import BOOTSTRAP, REPO
+
+SECTIONS = ("ingest", "recovery", "baseline", "join", "latency", "soak", "http", "memory")
+
+
+def test_a_tiny_bench_run_writes_every_section(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--scale", "0.002", "--payments", "3000",
+            "--rate", "200", "--latency-seconds", "2", "--soak-seconds", "3",
+            "--http-seconds", "1", "--http-connections", "8", "--profile",
+            "--bootstrap", BOOTSTRAP, "--out", str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    [report_file] = tmp_path.glob("report-*.json")
+    report = json.loads(report_file.read_text())
+    for section in SECTIONS:
+        assert section in report, section
+        assert "error" not in report[section], (section, report[section])
+        assert not report[section].get("skipped"), section
+    assert report["join"]["complete"] is True
+    assert report["join"]["notification_lines"] == report["workload"]["notifications"]
+    assert report["ingest"]["devices"] == report["config"]["tokens"]
+    assert {t["metric"] for t in report["targets"]} >= {"join throughput", "latency p99"}
+    assert report["meta"]["machine"]["cores"]
+
+    assert report_file.with_suffix(".png").stat().st_size > 10_000
+    assert report["profile"]["top_self"], report["profile"]
+    [summary] = tmp_path.glob("profile-*.txt")
+    assert "by self time" in summary.read_text()
+    assert "metric" in done.stdout  # the table of targets
