@@ -127,8 +127,14 @@ def machine() -> dict[str, Any]:
 
 
 def _kafka_version() -> str | None:
-    jars = sorted((REPO / ".kafka" / "lib").glob("kafka-clients-*.jar"))
-    return jars[0].stem.removeprefix("kafka-clients-") if jars else None
+    # The broker scripts/kafka runs is the one pinned in its Maven file.
+    pom = REPO / "scripts" / "kafka-pom.xml"
+    text = pom.read_text() if pom.exists() else ""
+    start = text.find("<kafka.version>")
+    if start < 0:
+        return None
+    start += len("<kafka.version>")
+    return text[start : text.index("<", start)].strip()
 
 
 def _git_state() -> dict[str, Any]:
