@@ -27,6 +27,7 @@ from faust.types import EventT, TopicT
 from app import metrics
 from app.application import app
 from app.config import settings
+from app.continuity import skipped_records
 from app.deadletters import DeadLetters, SourceRecord
 from app.join import event_time_ms, plan_deliveries, within_grace
 from app.messages import render_message
@@ -316,6 +317,21 @@ async def _moved_to_canonical(event: EventT[Any], user_id: str, target: TopicT) 
     )
     await sent
     return True
+
+
+@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+async def _read_skipped_again() -> None:
+    """Seek back to records Faust skipped in a rebalance (see app.continuity)."""
+    if not app.flow_control.is_active():
+        return
+    for tp, offset in skipped_records.take(app.consumer.assignment()).items():
+        log.info(
+            "%s[%d]: reading again from offset %d, skipped in a rebalance",
+            tp.topic,
+            tp.partition,
+            offset,
+        )
+        await app.consumer.seek(tp, offset)
 
 
 @app.on_partitions_assigned.connect

@@ -6,13 +6,16 @@ import logging
 from collections.abc import Callable
 
 import faust
+from faust.types.transports import TransportT
 from faust.types.web import Web
 
 from app.config import Settings, settings
+from app.continuity import skipped_records
 from app.logs import use_json_logs
 from app.readiness import startup
 from app.security import faust_credentials
 from app.topology import ensure_topics
+from app.transport import Transport
 
 
 class PushesApp(faust.App):
@@ -31,11 +34,38 @@ class PushesApp(faust.App):
         await ensure_topics(settings)
         startup.topics_checked = True
 
+    def _new_transport(self) -> TransportT:
+        # Our consumer: Faust's own can commit over an unprocessed record.
+        return Transport(self.conf.broker_consumer, self)
+
     def on_webserver_init(self, web: Web) -> None:
         """Let the HTTP modules install what must exist before the server starts."""
         super().on_webserver_init(web)
         for hook in self.webserver_init_hooks:
             hook(web)
+
+
+class PushesEvent(faust.Event):
+    """Faust's event, minus one way to lose records in a rebalance.
+
+    After a rebalance Faust's stream skips the records it fetched under the
+    previous consumer generation (and any record that arrives while flow
+    control is paused) -- and acks them, so the next commit can jump past
+    records that no worker processed.  The crash test lost 20 payments in a
+    row that way.  Such a record is not acked here but noted, and read again
+    (see :mod:`app.continuity`).
+    """
+
+    def ack(self) -> bool:
+        """Ack only records of the current generation, while the flow is on."""
+        app = self.app
+        message = self.message
+        if message.generation_id != app.consumer_generation_id or not (
+            app.flow_control.is_active()
+        ):
+            skipped_records.note(message.tp, message.offset)
+            return False
+        return bool(super().ack())
 
 
 class PushesWorker(faust.Worker):
@@ -87,4 +117,5 @@ app = PushesApp(
     web_router_enabled=False,
     autodiscover=False,
     Worker=PushesWorker,
+    Event=PushesEvent,
 )
