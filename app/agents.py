@@ -19,15 +19,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.types import EventT, TopicT
+from faust.types import TopicT
 
 from app import metrics
 from app.application import app
 from app.config import settings
-from app.continuity import skipped_records
+from app.continuity import OffsetTracker, read_range
 from app.deadletters import DeadLetters, SourceRecord
 from app.join import event_time_ms, plan_deliveries, within_grace
 from app.messages import render_message
@@ -49,6 +49,7 @@ from app.topics import (
     token_sources,
     tokens_canonical_topic,
 )
+from app.transport import Consumer
 from tables.pending import add_pending, pending_table, split_due
 from tables.scan import scan_partition
 from tables.sent import expired, handled_without_devices_key, sent_table
@@ -67,6 +68,7 @@ SWEEP_BATCH = 5_000
 
 notifier: Notifier = LogNotifier()
 dead_letters = DeadLetters(settings, dead_letter_topic)
+offsets = OffsetTracker(lambda tp: _consumer().committed_offset(tp))
 
 # Event time per canonical partition: the newest event time seen there.
 _stream_time: dict[int, int] = {}
@@ -78,45 +80,82 @@ _sent_cursor: dict[int, bytes | None] = {}
 async def process_tokens(stream: faust.StreamT[Any]) -> None:
     """Apply registrations and removals to the tokens table."""
     async for event in stream.events():
-        token_event = await _parse(event, parse_token_event)
-        if token_event is None:
-            continue
-        if await _moved_to_canonical(event, token_event.user_id, tokens_canonical_topic):
-            continue
-        partition = event.message.partition
-        now = _advance(partition, _iso_ms(token_event.updated_at))
-        devices = _apply_token(token_event)
-        if devices:
-            await _release_pending(token_event.user_id, devices, now)
-        await _sweep(partition)
+        records, skipped = await _with_skipped(event.message)
+        for record in records:
+            await _handle_token(record)
+        _consumer().mark_processed(event.message.tp, skipped)
 
 
 @app.agent(payment_sources)
 async def process_payments(stream: faust.StreamT[Any]) -> None:
     """Notify every device of the paying user about the payment's outcome."""
     async for event in stream.events():
-        payment = await _parse(event, parse_payment)
-        if payment is None:
-            continue
-        if await _moved_to_canonical(event, payment.user_id, payments_canonical_topic):
-            continue
-        partition = event.message.partition
-        happened = event_time_ms(payment, event.message.timestamp)
-        now = _advance(partition, happened)
-        without_devices = handled_without_devices_key(payment.payment_id, payment.status)
-        if without_devices in sent_table:
-            # Seen before and kept pending or reported: a replay changes nothing.
-            metrics.duplicates_suppressed.inc()
-        elif devices := tokens_of(tokens_table.get(user_key(payment.user_id))):
-            await _notify(payment, happened, devices)
+        records, skipped = await _with_skipped(event.message)
+        for record in records:
+            await _handle_payment(record)
+        _consumer().mark_processed(event.message.tp, skipped)
+
+
+async def _with_skipped(message: Any) -> tuple[list[Any], range]:
+    """The records to process for ``message`` (any the consumer skipped, then it),
+    and the skipped offsets, to count as processed once they are."""
+    hole = offsets.hole_before(message.tp, message.offset)
+    if hole is None:
+        return [message], range(0)
+    first, end = hole
+    skipped = await read_range(settings, message.tp, first, end)
+    log.warning(
+        "%s[%d]: offsets %d..%d were not delivered; processing the %d records read directly",
+        message.topic,
+        message.partition,
+        first,
+        end - 1,
+        len(skipped),
+    )
+    return [*skipped, message], range(first, end)
+
+
+def _consumer() -> Consumer:
+    return cast(Consumer, app.consumer)
+
+
+async def _handle_token(record: Any) -> None:
+    token_event = await _parse(record, parse_token_event)
+    if token_event is None:
+        return
+    if await _moved_to_canonical(record, token_event.user_id, tokens_canonical_topic):
+        return
+    partition = record.partition
+    now = _advance(partition, _iso_ms(token_event.updated_at))
+    devices = _apply_token(token_event)
+    if devices:
+        await _release_pending(token_event.user_id, devices, now)
+    await _sweep(partition)
+
+
+async def _handle_payment(record: Any) -> None:
+    payment = await _parse(record, parse_payment)
+    if payment is None:
+        return
+    if await _moved_to_canonical(record, payment.user_id, payments_canonical_topic):
+        return
+    partition = record.partition
+    happened = event_time_ms(payment, record.timestamp)
+    now = _advance(partition, happened)
+    without_devices = handled_without_devices_key(payment.payment_id, payment.status)
+    if without_devices in sent_table:
+        # Seen before and kept pending or reported: a replay changes nothing.
+        metrics.duplicates_suppressed.inc()
+    elif devices := tokens_of(tokens_table.get(user_key(payment.user_id))):
+        await _notify(payment, happened, devices)
+    else:
+        if within_grace(happened, now, GRACE_MS):
+            _keep_pending(payment, happened)
         else:
-            if within_grace(happened, now, GRACE_MS):
-                _keep_pending(payment, happened)
-            else:
-                _report_no_token(payment)
-            sent_table[without_devices] = happened
-            await sent_table.acknowledged()
-        await _sweep(partition)
+            _report_no_token(payment)
+        sent_table[without_devices] = happened
+        await sent_table.acknowledged()
+    await _sweep(partition)
 
 
 def _apply_token(token_event: TokenEvent) -> list[tuple[str, str]]:
@@ -264,9 +303,8 @@ def _iso_ms(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
-async def _parse(event: EventT[Any], parse: Callable[[Any], T]) -> T | None:
+async def _parse(message: Any, parse: Callable[[Any], T]) -> T | None:
     """The parsed record, or ``None`` after dead-lettering it."""
-    message = event.message
     try:
         return parse(decode_json(message.value, settings.max_record_bytes))
     except InvalidRecord as exc:
@@ -290,13 +328,12 @@ async def _parse(event: EventT[Any], parse: Callable[[Any], T]) -> T | None:
         return None
 
 
-async def _moved_to_canonical(event: EventT[Any], user_id: str, target: TopicT) -> bool:
+async def _moved_to_canonical(message: Any, user_id: str, target: TopicT) -> bool:
     """Forward the record to its user's partition of ``target`` if it is not there.
 
     Returns ``True`` when the record was forwarded (and Kafka has it), so the
     caller must not process it here.
     """
-    message = event.message
     if message.topic in CANONICAL_TOPICS:
         return False
     partition = hop_target(
@@ -319,22 +356,9 @@ async def _moved_to_canonical(event: EventT[Any], user_id: str, target: TopicT) 
     return True
 
 
-@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
-async def _read_skipped_again() -> None:
-    """Seek back to records Faust skipped in a rebalance (see app.continuity)."""
-    if not app.flow_control.is_active():
-        return
-    for tp, offset in skipped_records.take(app.consumer.assignment()).items():
-        log.info(
-            "%s[%d]: reading again from offset %d, skipped in a rebalance",
-            tp.topic,
-            tp.partition,
-            offset,
-        )
-        await app.consumer.seek(tp, offset)
-
-
 @app.on_partitions_assigned.connect
 async def _on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     # Another worker may have dead-lettered records of partitions we now own.
     dead_letters.forget()
+    # Every partition restarts at its committed offset.
+    offsets.reset()

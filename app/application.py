@@ -10,7 +10,6 @@ from faust.types.transports import TransportT
 from faust.types.web import Web
 
 from app.config import Settings, settings
-from app.continuity import skipped_records
 from app.logs import use_json_logs
 from app.readiness import startup
 from app.security import faust_credentials
@@ -52,8 +51,8 @@ class PushesEvent(faust.Event):
     previous consumer generation (and any record that arrives while flow
     control is paused) -- and acks them, so the next commit can jump past
     records that no worker processed.  The crash test lost 20 payments in a
-    row that way.  Such a record is not acked here but noted, and read again
-    (see :mod:`app.continuity`).
+    row that way.  Such a record is not acked here; it is fetched again, or
+    read directly when it leaves a hole (see :mod:`app.continuity`).
     """
 
     def ack(self) -> bool:
@@ -63,7 +62,6 @@ class PushesEvent(faust.Event):
         if message.generation_id != app.consumer_generation_id or not (
             app.flow_control.is_active()
         ):
-            skipped_records.note(message.tp, message.offset)
             return False
         return bool(super().ack())
 

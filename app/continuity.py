@@ -1,38 +1,87 @@
-"""Reading again what Faust skipped in a rebalance, so that none is lost.
+"""Processing the records Faust's consumer skipped, so that none is lost.
 
-Around a rebalance, Faust 0.15.3's stream skips the records it fetched under
-the previous consumer generation (and any that arrive while flow control is
-paused).  It means to fetch them again from the committed offset, but its
-read position can already be past them, and then they never come back: the
-crash test lost payments that way.  :class:`app.application.PushesEvent`
-does not ack such a record (so no commit passes it) and notes it here; once
-the stream flows again, the worker seeks each partition it still owns back
-to the first record it skipped.  What is read twice is harmless: the sent
-table deduplicates notifications and token events apply idempotently.
+Around rebalances, Faust 0.15.3 can hand a stream a partition's records with
+a hole in their offsets: it drops what it fetched before the rebalance, seeks
+back, and a fetch already in flight moves its read position past the
+records it should fetch again.  The crash test lost payments that way.  The
+agents therefore check that each partition's offsets arrive without a hole,
+starting from the committed offset after each rebalance.  On a hole they read
+the missing offsets straight from Kafka and process them first, in order
+(a real gap, such as a transaction marker, simply yields no record).  What is
+processed twice is harmless: the sent table deduplicates notifications and
+token events apply idempotently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-class SkippedRecords:
-    """The first skipped offset of each partition, until it is read again."""
-
-    def __init__(self) -> None:
-        self._first: dict[Any, int] = {}
-
-    def note(self, tp: Any, offset: int) -> None:
-        """Remember that the record at ``offset`` of ``tp`` was skipped."""
-        first = self._first.get(tp)
-        if first is None or offset < first:
-            self._first[tp] = offset
-
-    def take(self, owned: set[Any]) -> dict[Any, int]:
-        """Where to seek the partitions in ``owned``; forgets every partition."""
-        due = {tp: offset for tp, offset in self._first.items() if tp in owned}
-        self._first.clear()
-        return due
+from app.config import Settings
+from app.security import kafka_client_options
 
 
-skipped_records = SkippedRecords()
+@dataclass(frozen=True)
+class Record:
+    """A record read outside Faust, shaped like Faust's message for the agents."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None  # seconds, as in Faust
+
+
+class OffsetTracker:
+    """Per partition, the next offset the stream should deliver."""
+
+    def __init__(self, committed: Callable[[Any], int | None]) -> None:
+        self._committed = committed
+        self._next: dict[Any, int] = {}
+
+    def reset(self) -> None:
+        """After a rebalance every partition restarts at its committed offset."""
+        self._next.clear()
+
+    def hole_before(self, tp: Any, offset: int) -> tuple[int, int] | None:
+        """The offsets ``[first, offset)`` that were skipped before ``offset``, if any."""
+        expected = self._next.get(tp)
+        if expected is None:
+            expected = self._committed(tp)
+        self._next[tp] = offset + 1
+        if expected is not None and offset > expected:
+            return expected, offset
+        return None
+
+
+async def read_range(settings: Settings, tp: Any, first: int, end: int) -> list[Record]:
+    """The records of partition ``tp`` with offsets in ``[first, end)``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        **kafka_client_options(settings),
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+        consumer.assign([partition])
+        consumer.seek(partition, first)
+        records: list[Record] = []
+        while await consumer.position(partition) < end:
+            batch = await consumer.getmany(partition, timeout_ms=2000)
+            got = batch.get(partition, [])
+            if not got:
+                break  # nothing more to read: the rest of the range holds no record
+            records.extend(
+                Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000)
+                for r in got
+                if r.offset < end
+            )
+        return records
+    finally:
+        await consumer.stop()

@@ -12,6 +12,7 @@ starts exactly at the committed offset.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -50,6 +51,19 @@ class Consumer(faust_aiokafka.Consumer):
             for tp, offset in earliest.items():
                 if self._committed_offset[tp] is None:
                     self._committed_offset[tp] = offset
+
+    def committed_offset(self, tp: TP) -> int | None:
+        """The next offset to process of ``tp``, as far as this consumer knows."""
+        return self._committed_offset[tp]
+
+    def mark_processed(self, tp: TP, offsets: Iterable[int]) -> None:
+        """Count records processed outside the stream (see app.continuity) as acked."""
+        committed = self._committed_offset[tp]
+        acked, index = self._acked[tp], self._acked_index[tp]
+        for offset in offsets:
+            if (committed is None or offset >= committed) and offset not in index:
+                index.add(offset)
+                acked.append(offset)
 
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]

@@ -107,12 +107,6 @@ def test_every_bad_record_is_dead_lettered_once(outcome):
     assert set(outcome["sources"].values()) == {1}
 
 
-@pytest.mark.xfail(
-    reason="known bug, not fixed: around some rebalances Faust 0.15.3 commits past a "
-    "run of records no worker processed (see README, Known issues); about one run "
-    "in three loses a few payments",
-    strict=False,
-)
 def test_every_payment_is_notified_or_reported(outcome):
     assert not outcome["missing"], outcome["missing"][:5]
     assert set(outcome["reported"]) == outcome["unknown"]

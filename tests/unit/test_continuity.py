@@ -1,22 +1,40 @@
-from app.continuity import SkippedRecords
+from app.continuity import OffsetTracker
 
 
-def test_the_first_skipped_offset_of_each_partition_is_kept():
-    skipped = SkippedRecords()
-    for tp, offset in [("a", 7), ("a", 5), ("a", 9), ("b", 3)]:
-        skipped.note(tp, offset)
-    assert skipped.take({"a", "b"}) == {"a": 5, "b": 3}
+def tracker(committed=None):
+    return OffsetTracker(lambda tp: (committed or {}).get(tp))
 
 
-def test_partitions_no_longer_owned_are_dropped():
-    skipped = SkippedRecords()
-    skipped.note("a", 1)
-    skipped.note("gone", 2)
-    assert skipped.take({"a"}) == {"a": 1}
+def test_contiguous_offsets_have_no_hole():
+    t = tracker({"tp": 5})
+    assert [t.hole_before("tp", o) for o in (5, 6, 7)] == [None, None, None]
 
 
-def test_take_forgets():
-    skipped = SkippedRecords()
-    skipped.note("a", 1)
-    skipped.take({"a"})
-    assert skipped.take({"a"}) == {}
+def test_a_hole_in_the_stream_is_reported():
+    t = tracker()
+    t.hole_before("tp", 10)
+    assert t.hole_before("tp", 14) == (11, 14)
+    assert t.hole_before("tp", 15) is None
+
+
+def test_the_first_record_is_checked_against_the_committed_offset():
+    t = tracker({"tp": 959})
+    assert t.hole_before("tp", 979) == (959, 979)
+
+
+def test_without_a_commit_the_first_record_is_taken_as_is():
+    assert tracker().hole_before("tp", 100) is None
+
+
+def test_a_rewind_is_not_a_hole():
+    t = tracker()
+    t.hole_before("tp", 10)
+    assert t.hole_before("tp", 3) is None
+    assert t.hole_before("tp", 4) is None
+
+
+def test_reset_starts_again_from_the_committed_offset():
+    t = tracker({"tp": 20})
+    t.hole_before("tp", 20)
+    t.reset()
+    assert t.hole_before("tp", 25) == (20, 25)
