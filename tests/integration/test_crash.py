@@ -28,7 +28,7 @@ from tests.integration.kafka_tools import dead_letters, produce_librdkafka, read
 
 pytestmark = pytest.mark.slow
 
-USERS = 1500
+USERS = 3000
 PAYMENTS = 20_000
 BAD_RECORDS = 60
 DUPLICATE_SHARE = 0.05
