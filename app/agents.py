@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -79,20 +79,21 @@ _sent_cursor: dict[int, bytes | None] = {}
 @app.agent(token_sources)
 async def process_tokens(stream: faust.StreamT[Any]) -> None:
     """Apply registrations and removals to the tokens table."""
-    async for event in stream.events():
-        records, skipped = await _with_skipped(event.message)
-        for record in records:
-            await _handle_token(record)
-        _consumer().mark_processed(event.message.tp, skipped)
+    await _process(stream, _handle_token)
 
 
 @app.agent(payment_sources)
 async def process_payments(stream: faust.StreamT[Any]) -> None:
     """Notify every device of the paying user about the payment's outcome."""
+    await _process(stream, _handle_payment)
+
+
+async def _process(stream: faust.StreamT[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
+    """Hand every record of ``stream`` to ``handle``, with any the consumer skipped."""
     async for event in stream.events():
         records, skipped = await _with_skipped(event.message)
         for record in records:
-            await _handle_payment(record)
+            await handle(record)
         _consumer().mark_processed(event.message.tp, skipped)
 
 

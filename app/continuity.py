@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from app.config import Settings
-from app.security import kafka_client_options
+from app.topology import standalone_consumer
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,7 @@ class OffsetTracker:
 
 async def read_range(settings: Settings, tp: Any, first: int, end: int) -> list[Record]:
     """The records of partition ``tp`` with offsets in ``[first, end)``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        group_id=None,
-        **kafka_client_options(settings),
-    )
-    await consumer.start()
+    consumer = await standalone_consumer(settings)
     try:
         partition = TopicPartition(tp.topic, tp.partition)
         consumer.assign([partition])

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from app.config import Settings
 from app.models import InvalidRecord
-from app.security import kafka_client_options
-from app.topology import partition_counts
+from app.topology import partition_counts, standalone_consumer
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +113,7 @@ class DeadLetters:
         return True
 
     async def _read_back(self) -> dict[tuple[str, int], int]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            enable_auto_commit=False,
-            group_id=None,
-            **kafka_client_options(self._settings),
-        )
-        await consumer.start()
+        consumer = await standalone_consumer(self._settings)
         try:
             name = self._settings.dead_letter_topic
             count = (await partition_counts(self._settings, [name])).get(name, 0)

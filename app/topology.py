@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.config import Settings
@@ -115,6 +116,18 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
         return await _partition_counts(admin, names)
     finally:
         await admin.close()
+
+
+async def standalone_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A started consumer outside any group, for reading partitions directly."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        **kafka_client_options(settings),
+    )
+    await consumer.start()
+    return consumer
 
 
 async def _admin(settings: Settings) -> AIOKafkaAdminClient:
