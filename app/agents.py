@@ -4,24 +4,30 @@ Flow per record::
 
     push-tokens ─(hop unless on the user's partition)─> pushes-tokens-canonical ─> table
     payments    ─(hop unless on the user's partition)─> pushes-payments-canonical ─> join
-    join ─> notifier (one line per device, each remembered in the sent table)
+    join ─> notifier (one line per device; one sent record per payment outcome)
 
 Both agents parse raw bytes with :mod:`app.models`; a record that fails goes
 to the dead-letter topic and processing goes on.  Everything a payment
 touches (tokens, sent, pending) lives on its user's canonical partition, so
 every table read and write below happens in that one partition database.
+
+Records are processed in batches (``PUSHES_BATCH_MAX_RECORDS``); each batch
+waits once until Kafka has everything it wrote, then its offsets are acked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import faust
+from faust.streams import _current_event
 from faust.types import TopicT
 
 from app import metrics
@@ -52,7 +58,16 @@ from app.topics import (
 from app.transport import Consumer
 from tables.pending import add_pending, pending_table, split_due
 from tables.scan import scan_partition
-from tables.sent import expired, handled_without_devices_key, sent_table
+from tables.sent import (
+    event_time,
+    expired,
+    held,
+    is_held,
+    notified,
+    notified_devices,
+    sent_key,
+    sent_table,
+)
 from tables.tokens import apply_token_event, tokens_of, tokens_table
 
 log = logging.getLogger(__name__)
@@ -65,6 +80,7 @@ RETENTION_MS = settings.sent_retention_seconds * 1000
 # look at a bounded number of keys each time so they never stall the stream.
 SWEEP_EVERY_S = float(settings.sweep_interval_seconds)
 SWEEP_BATCH = 5_000
+BATCH_WAIT_S = settings.batch_wait_ms / 1000
 
 notifier: Notifier = LogNotifier()
 dead_letters = DeadLetters(settings, dead_letter_topic)
@@ -88,13 +104,50 @@ async def process_payments(stream: faust.StreamT[Any]) -> None:
     await _process(stream, _handle_payment)
 
 
-async def _process(stream: faust.StreamT[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
-    """Hand every record of ``stream`` to ``handle``, with any the consumer skipped."""
-    async for event in stream.events():
-        records, skipped = await _with_skipped(event.message)
-        for record in records:
-            await handle(record)
-        _consumer().mark_processed(event.message.tp, skipped)
+Handler = Callable[[Any, list[Awaitable[Any]]], Awaitable[None]]
+
+
+async def _process(stream: faust.StreamT[Any], handle: Handler) -> None:
+    """Hand every record of ``stream`` to ``handle``, with any the consumer skipped.
+
+    Records come in batches.  ``handle`` appends the deliveries Kafka must
+    acknowledge (forwarded records) to a list; once per batch we wait for
+    those and for the sent table's changelog, and only then do the batch's
+    events get acked (by ``take_events``) and become committable.  One wait
+    per batch instead of one per payment is most of the join's throughput.
+    """
+    # StreamT does not declare take_events; every agent stream is a faust.Stream.
+    batches = cast(faust.Stream[Any], stream).take_events(
+        settings.batch_max_records, within=BATCH_WAIT_S
+    )
+    async for events in batches:
+        deliveries: list[Awaitable[Any]] = []
+        processed: list[tuple[Any, range]] = []
+        for event in events:
+            if _stale(event):
+                continue  # not acked either: fetched again, or read as a hole
+            # Table reads and writes go to the database of this event's partition.
+            _current_event.set(weakref.ref(event))
+            records, skipped = await _with_skipped(event.message)
+            for record in records:
+                await handle(record, deliveries)
+            processed.append((event.message.tp, skipped))
+        _current_event.set(None)
+        await asyncio.gather(*deliveries)
+        await sent_table.acknowledged()
+        consumer = _consumer()
+        for tp, skipped in processed:
+            consumer.mark_processed(tp, skipped)
+
+
+def _stale(event: Any) -> bool:
+    """Whether ``event`` was fetched before the latest rebalance (or while paused).
+
+    Faust's own stream skips such records; the batch buffer may still hold them.
+    """
+    return event.message.generation_id != app.consumer_generation_id or not (
+        app.flow_control.is_active()
+    )
 
 
 async def _with_skipped(message: Any) -> tuple[list[Any], range]:
@@ -120,11 +173,11 @@ def _consumer() -> Consumer:
     return cast(Consumer, app.consumer)
 
 
-async def _handle_token(record: Any) -> None:
+async def _handle_token(record: Any, deliveries: list[Awaitable[Any]]) -> None:
     token_event = await _parse(record, parse_token_event)
     if token_event is None:
         return
-    if await _moved_to_canonical(record, token_event.user_id, tokens_canonical_topic):
+    if await _moved_to_canonical(record, token_event.user_id, tokens_canonical_topic, deliveries):
         return
     partition = record.partition
     now = _advance(partition, _iso_ms(token_event.updated_at))
@@ -134,28 +187,30 @@ async def _handle_token(record: Any) -> None:
     await _sweep(partition)
 
 
-async def _handle_payment(record: Any) -> None:
+async def _handle_payment(record: Any, deliveries: list[Awaitable[Any]]) -> None:
     payment = await _parse(record, parse_payment)
     if payment is None:
         return
-    if await _moved_to_canonical(record, payment.user_id, payments_canonical_topic):
+    if await _moved_to_canonical(record, payment.user_id, payments_canonical_topic, deliveries):
         return
     partition = record.partition
     happened = event_time_ms(payment, record.timestamp)
     now = _advance(partition, happened)
-    without_devices = handled_without_devices_key(payment.payment_id, payment.status)
-    if without_devices in sent_table:
-        # Seen before and kept pending or reported: a replay changes nothing.
-        metrics.duplicates_suppressed.inc()
-    elif devices := tokens_of(tokens_table.get(user_key(payment.user_id))):
-        await _notify(payment, happened, devices)
-    else:
+    key = sent_key(payment.payment_id, payment.status)
+    sent_record = sent_table.get(key)
+    devices = tokens_of(tokens_table.get(user_key(payment.user_id)))
+    if sent_record is None and not devices:
         if within_grace(happened, now, GRACE_MS):
             _keep_pending(payment, happened)
         else:
             _report_no_token(payment)
-        sent_table[without_devices] = happened
-        await sent_table.acknowledged()
+        sent_table[key] = held(happened)
+    elif is_held(sent_record) or not devices:
+        # Seen before and kept pending or reported, or notified to devices
+        # that are gone now: a replay changes nothing.
+        metrics.duplicates_suppressed.inc()
+    else:
+        await _notify(payment, happened, devices, notified_devices(sent_record))
     await _sweep(partition)
 
 
@@ -183,13 +238,19 @@ def _apply_token(token_event: TokenEvent) -> list[tuple[str, str]]:
     return tokens_of(devices)
 
 
-async def _notify(payment: Payment, happened_ms: int, devices: list[tuple[str, str]]) -> None:
-    deliveries, suppressed = plan_deliveries(payment, devices, sent_table.__contains__)
+async def _notify(
+    payment: Payment,
+    happened_ms: int,
+    devices: list[tuple[str, str]],
+    already_notified: frozenset[str],
+) -> None:
+    deliveries, suppressed = plan_deliveries(devices, already_notified)
     if suppressed:
         metrics.duplicates_suppressed.inc(suppressed)
     if not deliveries:
         return
     message = render_message(payment)
+    sent: set[str] = set()
     for delivery in deliveries:
         try:
             await notifier.send(
@@ -205,11 +266,13 @@ async def _notify(payment: Payment, happened_ms: int, devices: list[tuple[str, s
                 payment.user_id,
             )
             continue
-        # Remember it right after the send: the at-most-once window is
-        # exactly the time between these two lines and the changelog write.
-        sent_table[delivery.key] = happened_ms
+        sent.add(delivery.device_id)
         metrics.notifications.labels("sent").inc()
-    await sent_table.acknowledged()
+    if sent:
+        # Remembered right after the sends.  A crash before Kafka has this
+        # record (awaited once per batch, in _process) repeats these lines.
+        key = sent_key(payment.payment_id, payment.status)
+        sent_table[key] = notified(happened_ms, already_notified | sent)
 
 
 def _keep_pending(payment: Payment, happened_ms: int) -> None:
@@ -239,7 +302,9 @@ async def _release_pending(user_id: str, devices: list[tuple[str, str]], now_ms:
     for entry in gone:
         _report_expired(entry, "its grace period ended before a token came", "grace")
     for entry in waiting:  # arrival order
-        await _notify(parse_payment(entry["payment"]), entry["event_time"], devices)
+        payment = parse_payment(entry["payment"])
+        record = sent_table.get(sent_key(payment.payment_id, payment.status))
+        await _notify(payment, entry["event_time"], devices, notified_devices(record))
     # Only now: after a crash above, the replayed token event finds the
     # payments still pending, and the sent table skips what already went out.
     del pending_table[key]
@@ -290,7 +355,7 @@ async def _sweep(partition: int) -> None:
     )
     _sent_cursor[partition] = batch[-1][0] if len(batch) == SWEEP_BATCH else None
     for key, raw in batch:
-        if expired(int(json.loads(raw)), now, RETENTION_MS):
+        if expired(event_time(json.loads(raw)), now, RETENTION_MS):
             del sent_table[key]
 
 
@@ -329,11 +394,13 @@ async def _parse(message: Any, parse: Callable[[Any], T]) -> T | None:
         return None
 
 
-async def _moved_to_canonical(message: Any, user_id: str, target: TopicT) -> bool:
+async def _moved_to_canonical(
+    message: Any, user_id: str, target: TopicT, deliveries: list[Awaitable[Any]]
+) -> bool:
     """Forward the record to its user's partition of ``target`` if it is not there.
 
-    Returns ``True`` when the record was forwarded (and Kafka has it), so the
-    caller must not process it here.
+    Returns ``True`` when the record was forwarded, so the caller must not
+    process it here; its delivery is appended to ``deliveries``.
     """
     if message.topic in CANONICAL_TOPICS:
         return False
@@ -345,15 +412,15 @@ async def _moved_to_canonical(message: Any, user_id: str, target: TopicT) -> boo
     )
     if partition is None:
         return False
-    # Await the delivery, not just the enqueue: the source offset is committed
-    # after we return, and a record only in the send buffer would be lost.
+    # The batch waits for the delivery, not just the enqueue, before its
+    # source offsets are committed: a record only in a send buffer would be lost.
     sent = await target.send(
         key=user_key(user_id),
         value=message.value,
         partition=partition,
         timestamp=message.timestamp,
     )
-    await sent
+    deliveries.append(sent)
     return True
 
 

@@ -47,6 +47,14 @@ class Settings:
     session_timeout_seconds: int = 10
     # Wall time between two retention sweeps of one partition.
     sweep_interval_seconds: int = 30
+    # An agent takes up to this many records at a time, waiting at most
+    # batch_wait_ms for more, and waits once per batch until Kafka has what
+    # the batch wrote.  A crash can repeat at most one batch's notifications.
+    batch_max_records: int = 500
+    batch_wait_ms: int = 5
+    # RocksDB memory per partition database (every table has one per partition).
+    rocksdb_block_cache_mb: int = 8
+    rocksdb_write_buffer_mb: int = 4
     # Secrets are kept out of repr(): a logged Settings must not leak them.
     # None means "not configured": the API is open / tokens are never shown in full.
     api_token: str | None = field(default=None, repr=False)
@@ -107,6 +115,16 @@ class Settings:
             ),
             sweep_interval_seconds=_int(
                 env, "PUSHES_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_seconds, 1, 3600
+            ),
+            batch_max_records=_int(
+                env, "PUSHES_BATCH_MAX_RECORDS", defaults.batch_max_records, 1, 100_000
+            ),
+            batch_wait_ms=_int(env, "PUSHES_BATCH_WAIT_MS", defaults.batch_wait_ms, 1, 10_000),
+            rocksdb_block_cache_mb=_int(
+                env, "PUSHES_ROCKSDB_BLOCK_CACHE_MB", defaults.rocksdb_block_cache_mb, 1, 65_536
+            ),
+            rocksdb_write_buffer_mb=_int(
+                env, "PUSHES_ROCKSDB_WRITE_BUFFER_MB", defaults.rocksdb_write_buffer_mb, 1, 4096
             ),
             api_token=_optional(env, "PUSHES_API_TOKEN"),
             admin_token=_optional(env, "PUSHES_ADMIN_TOKEN"),

@@ -6,21 +6,19 @@ act on what they return; nothing here touches Kafka or Faust.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.models import Payment
-from tables.sent import sent_key
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One notification to send: a device, its token, and its dedup key."""
+    """One notification to send: a device and its token."""
 
     device_id: str
     token: str
-    key: bytes
 
 
 def event_time_ms(payment: Payment, record_timestamp_s: float | None) -> int:
@@ -31,19 +29,18 @@ def event_time_ms(payment: Payment, record_timestamp_s: float | None) -> int:
 
 
 def plan_deliveries(
-    payment: Payment,
     devices: list[tuple[str, str]],
-    already_sent: Callable[[bytes], bool],
+    already_notified: Collection[str],
 ) -> tuple[list[Delivery], int]:
-    """The notifications still to send for ``payment``, and how many were already sent."""
+    """The notifications still to send for a payment outcome, and how many of
+    ``devices`` already have it (``already_notified``, from its sent record)."""
     todo: list[Delivery] = []
     suppressed = 0
     for device_id, token in devices:
-        key = sent_key(payment.payment_id, payment.status, device_id)
-        if already_sent(key):
+        if device_id in already_notified:
             suppressed += 1
         else:
-            todo.append(Delivery(device_id, token, key))
+            todo.append(Delivery(device_id, token))
     return todo, suppressed
 
 

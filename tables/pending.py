@@ -11,12 +11,14 @@ from typing import Any
 
 from app.application import app
 from app.config import settings
+from tables.storage import rocksdb_options
 
 Pending = list[dict[str, Any]]
 
 pending_table = app.Table(
     "pending",
     partitions=settings.partitions,
+    options=rocksdb_options(settings),
     key_type=bytes,
     help="Payments of users without a token yet, kept for the late-token grace period.",
 )

@@ -1,16 +1,20 @@
-"""What was already notified: the deduplication record of the join.
+"""What the join already did with a payment: its deduplication record.
 
-Key: ``payment_id \\x1f status \\x1f device_id`` (the separator cannot occur in
-validated ids) for a notification sent to a device, or the same with an empty
-device id for a payment handled without devices (kept pending, or reported as
-having no token): a replay must not turn that decision into a notification
-once the user has a token.  Value: the payment's event time in epoch
-milliseconds, which drives retention.  Written on the user's canonical partition, like the tokens,
-so a payment and its record always meet in the same partition database.
+Key: ``payment_id \\x1f status`` (the separator cannot occur in validated
+ids).  Value (JSON): ``{"at": event time in epoch ms, "devices": [...]}``,
+the device ids already notified of that outcome, or ``"devices": null`` for
+an outcome handled without devices (kept pending, or reported as having no
+token): a replay must not turn that decision into a notification once the
+user has a token.  ``at`` drives retention.  One record per payment outcome,
+not per device, keeps the changelog writes at one per payment.  Written on
+the user's canonical partition, like the tokens, so a payment and its record
+always meet in the same partition database.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -18,15 +22,19 @@ from faust.types import FutureMessage
 
 from app.application import app
 from app.config import settings
+from tables.storage import rocksdb_options
+
+#: The JSON value of a sent record (see the module docstring).
+SentRecord = dict[str, Any]
 
 
-class AcknowledgedTable(faust.Table[bytes, int]):
+class AcknowledgedTable(faust.Table[bytes, SentRecord]):
     """A table whose changelog writes can be awaited until Kafka has them.
 
     Faust only enqueues a table's changelog record.  A notification logged
     while its "sent" record still sits in a send buffer is repeated by the
-    next owner of the partition after a crash; awaiting the write right after
-    the send keeps that window to one payment's notifications.
+    next owner of the partition after a crash; the agents await the writes
+    once per batch, which keeps that window to one batch's notifications.
     """
 
     def __post_init__(self) -> None:
@@ -40,10 +48,16 @@ class AcknowledgedTable(faust.Table[bytes, int]):
         return pending
 
     async def acknowledged(self) -> None:
-        """Wait until Kafka has every changelog record written so far."""
-        waiting, self._unacknowledged = self._unacknowledged, []
-        for pending in waiting:
-            await pending
+        """Wait until Kafka has every changelog record written so far.
+
+        Both agents call this; each waits for everything written before its
+        call, including the other's records, and only finished ones are dropped.
+        """
+        waiting = self._unacknowledged
+        if not waiting:
+            return
+        await asyncio.gather(*waiting)
+        self._unacknowledged = [pending for pending in self._unacknowledged if not pending.done()]
 
 
 sent_table = AcknowledgedTable(
@@ -51,20 +65,43 @@ sent_table = AcknowledgedTable(
     name="sent",
     beacon=app.tables.beacon,
     partitions=settings.partitions,
+    options=rocksdb_options(settings),
     key_type=bytes,
-    help="Notifications already sent: payment/status/device -> event time (ms).",
+    help="Payment outcomes already handled: payment/status -> {at, devices}.",
 )
 app.tables.add(sent_table)
 
 
-def sent_key(payment_id: str, status: str, device_id: str) -> bytes:
-    """The deduplication key of one notification."""
-    return "\x1f".join((payment_id, status, device_id)).encode("utf-8")
+def sent_key(payment_id: str, status: str) -> bytes:
+    """The deduplication key of one payment outcome."""
+    return "\x1f".join((payment_id, status)).encode("utf-8")
 
 
-def handled_without_devices_key(payment_id: str, status: str) -> bytes:
-    """The key recording that a payment outcome found no device (no device id is empty)."""
-    return sent_key(payment_id, status, "")
+def notified(at_ms: int, device_ids: Iterable[str]) -> SentRecord:
+    """The record of an outcome notified to ``device_ids``."""
+    return {"at": at_ms, "devices": sorted(device_ids)}
+
+
+def held(at_ms: int) -> SentRecord:
+    """The record of an outcome handled without devices."""
+    return {"at": at_ms, "devices": None}
+
+
+def is_held(record: SentRecord | None) -> bool:
+    """Whether ``record`` says the outcome was handled without devices."""
+    return record is not None and record["devices"] is None
+
+
+def notified_devices(record: SentRecord | None) -> frozenset[str]:
+    """The device ids ``record`` says were notified (none for a held outcome)."""
+    if record is None or record["devices"] is None:
+        return frozenset()
+    return frozenset(record["devices"])
+
+
+def event_time(record: SentRecord) -> int:
+    """The outcome's event time in epoch ms, which drives retention."""
+    return int(record["at"])
 
 
 def expired(event_time_ms: int, stream_time_ms: int, retention_ms: int) -> bool:

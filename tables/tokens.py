@@ -15,6 +15,7 @@ from typing import Any
 from app.application import app
 from app.config import settings
 from app.models import TokenEvent
+from tables.storage import rocksdb_options
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ Devices = dict[str, dict[str, Any]]
 tokens_table = app.Table(
     "tokens",
     partitions=settings.partitions,
+    options=rocksdb_options(settings),
     # bytes keys use the raw codec: the same bytes as the topic key.  A str key
     # type would be JSON-encoded ('"42"') and hash to another partition.
     key_type=bytes,

@@ -55,7 +55,7 @@ def test_an_expired_dedup_record_is_deleted(worker: Worker, namespace: Namespace
     worker.wait_for(notification(token, f"Payment new-{user} of 100.00 RUB succeeded"))
 
     # The record left the store: a tombstone is in its changelog...
-    key = sent_key(f"old-{user}", "succeeded", "default")
+    key = sent_key(f"old-{user}", "succeeded")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         history = [

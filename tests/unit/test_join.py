@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from app.join import event_time_ms, plan_deliveries, within_grace
 from app.models import Payment
-from tables.sent import expired, sent_key
+from tables.sent import event_time, expired, held, is_held, notified, notified_devices, sent_key
 
 PAYMENT = Payment("p-1", "42", "succeeded", Decimal("1"), "EUR")
 
@@ -17,29 +17,38 @@ def test_event_time_falls_back_to_the_record_timestamp():
 
 
 def test_every_device_is_planned_once():
-    todo, suppressed = plan_deliveries(PAYMENT, [("a", "ta"), ("b", "tb")], lambda k: False)
+    todo, suppressed = plan_deliveries([("a", "ta"), ("b", "tb")], frozenset())
     assert [(d.device_id, d.token) for d in todo] == [("a", "ta"), ("b", "tb")]
     assert suppressed == 0
-    assert todo[0].key == sent_key("p-1", "succeeded", "a")
 
 
-def test_already_sent_devices_are_suppressed():
-    done = {sent_key("p-1", "succeeded", "a")}
-    todo, suppressed = plan_deliveries(PAYMENT, [("a", "ta"), ("b", "tb")], done.__contains__)
+def test_already_notified_devices_are_suppressed():
+    todo, suppressed = plan_deliveries([("a", "ta"), ("b", "tb")], {"a"})
     assert [d.device_id for d in todo] == ["b"]
     assert suppressed == 1
 
 
-def test_a_failure_after_a_success_is_another_notification():
-    done = {sent_key("p-1", "succeeded", "a")}
-    failed = Payment("p-1", "42", "failed", Decimal("1"), "EUR")
-    todo, suppressed = plan_deliveries(failed, [("a", "ta")], done.__contains__)
-    assert len(todo) == 1 and suppressed == 0
+def test_a_failure_after_a_success_has_its_own_key():
+    assert sent_key("p-1", "succeeded") != sent_key("p-1", "failed")
 
 
 def test_sent_keys_do_not_collide_across_fields():
-    assert sent_key("a", "b", "c") != sent_key("a\x1fb", "c", "")
-    assert sent_key("p", "failed", "d") != sent_key("p", "succeeded", "d")
+    assert sent_key("a", "bc") != sent_key("ab", "c")
+    assert sent_key("p", "failed") != sent_key("p", "succeeded")
+
+
+def test_sent_records_say_who_was_notified():
+    record = notified(5, ["b", "a"])
+    assert record == {"at": 5, "devices": ["a", "b"]}
+    assert notified_devices(record) == {"a", "b"} and not is_held(record)
+    assert event_time(record) == 5
+
+
+def test_a_held_record_notifies_nobody():
+    record = held(7)
+    assert is_held(record) and notified_devices(record) == frozenset()
+    assert event_time(record) == 7
+    assert not is_held(None) and notified_devices(None) == frozenset()
 
 
 def test_grace_window():
