@@ -6,6 +6,9 @@ Flow per record::
     payments    ─(hop unless on the user's partition)─> pushes-payments-canonical ─> join
     join ─> notifier (one line per device; one sent record per payment outcome)
 
+There is no hop either when this worker owns the user's partition: the record
+is then processed right away on that partition's tables.
+
 Both agents parse raw bytes with :mod:`app.models`; a record that fails goes
 to the dead-letter topic and processing goes on.  Everything a payment
 touches (tokens, sent, pending) lives on its user's canonical partition, so
@@ -22,13 +25,16 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
 import faust
-from faust.streams import _current_event
-from faust.types import TopicT
+from faust.streams import _current_event, current_event
+from faust.types import TP, TopicT
 
 from app import metrics
 from app.application import app
@@ -82,7 +88,7 @@ SWEEP_EVERY_S = float(settings.sweep_interval_seconds)
 SWEEP_BATCH = 5_000
 BATCH_WAIT_S = settings.batch_wait_ms / 1000
 
-notifier: Notifier = LogNotifier()
+notifier: Notifier = LogNotifier(fields=settings.log_format == "json")
 dead_letters = DeadLetters(settings, dead_letter_topic)
 offsets = OffsetTracker(lambda tp: _consumer().committed_offset(tp))
 
@@ -90,6 +96,8 @@ offsets = OffsetTracker(lambda tp: _consumer().committed_offset(tp))
 _stream_time: dict[int, int] = {}
 _last_sweep: dict[int, float] = {}
 _sent_cursor: dict[int, bytes | None] = {}
+# The partitions this worker consumes (see _on_assigned).
+_assigned: frozenset[TP] = frozenset()
 
 
 @app.agent(token_sources)
@@ -130,8 +138,11 @@ async def _process(stream: faust.StreamT[Any], handle: Handler) -> None:
             _current_event.set(weakref.ref(event))
             records, skipped = await _with_skipped(event.message)
             for record in records:
+                if _stale(event):
+                    break  # a rebalance came while we waited: the next owner does the rest
                 await handle(record, deliveries)
-            processed.append((event.message.tp, skipped))
+            else:
+                processed.append((event.message.tp, skipped))
         _current_event.set(None)
         await asyncio.gather(*deliveries)
         await sent_table.acknowledged()
@@ -177,24 +188,31 @@ async def _handle_token(record: Any, deliveries: list[Awaitable[Any]]) -> None:
     token_event = await _parse(record, parse_token_event)
     if token_event is None:
         return
-    if await _moved_to_canonical(record, token_event.user_id, tokens_canonical_topic, deliveries):
+    partition = await _place(record, token_event.user_id, tokens_canonical_topic, deliveries)
+    if partition is None:
         return
-    partition = record.partition
-    now = _advance(partition, _iso_ms(token_event.updated_at))
-    devices = _apply_token(token_event)
-    if devices:
-        await _release_pending(token_event.user_id, devices, now)
-    await _sweep(partition)
+    with _tables_on(tokens_canonical_topic, partition):
+        now = _advance(partition, _iso_ms(token_event.updated_at))
+        devices = _apply_token(token_event)
+        if devices:
+            await _release_pending(token_event.user_id, devices, now)
+        await _sweep(partition)
 
 
 async def _handle_payment(record: Any, deliveries: list[Awaitable[Any]]) -> None:
     payment = await _parse(record, parse_payment)
     if payment is None:
         return
-    if await _moved_to_canonical(record, payment.user_id, payments_canonical_topic, deliveries):
+    partition = await _place(record, payment.user_id, payments_canonical_topic, deliveries)
+    if partition is None:
         return
-    partition = record.partition
-    happened = event_time_ms(payment, record.timestamp)
+    with _tables_on(payments_canonical_topic, partition):
+        await _join(payment, partition, record.timestamp)
+        await _sweep(partition)
+
+
+async def _join(payment: Payment, partition: int, record_timestamp: float | None) -> None:
+    happened = event_time_ms(payment, record_timestamp)
     now = _advance(partition, happened)
     key = sent_key(payment.payment_id, payment.status)
     sent_record = sent_table.get(key)
@@ -211,7 +229,6 @@ async def _handle_payment(record: Any, deliveries: list[Awaitable[Any]]) -> None
         metrics.duplicates_suppressed.inc()
     else:
         await _notify(payment, happened, devices, notified_devices(sent_record))
-    await _sweep(partition)
 
 
 def _apply_token(token_event: TokenEvent) -> list[tuple[str, str]]:
@@ -394,16 +411,18 @@ async def _parse(message: Any, parse: Callable[[Any], T]) -> T | None:
         return None
 
 
-async def _moved_to_canonical(
+async def _place(
     message: Any, user_id: str, target: TopicT, deliveries: list[Awaitable[Any]]
-) -> bool:
-    """Forward the record to its user's partition of ``target`` if it is not there.
+) -> int | None:
+    """The partition whose tables the record is processed on here, or ``None``
+    when it was forwarded to its user's partition of ``target`` instead.
 
-    Returns ``True`` when the record was forwarded, so the caller must not
-    process it here; its delivery is appended to ``deliveries``.
+    A record off its user's partition is forwarded (its delivery appended to
+    ``deliveries``) unless this worker owns that partition: then it is
+    processed right away on that partition's tables, saving the hop.
     """
     if message.topic in CANONICAL_TOPICS:
-        return False
+        return int(message.partition)
     partition = hop_target(
         user_id,
         partition=message.partition,
@@ -411,7 +430,9 @@ async def _moved_to_canonical(
         table_partitions=settings.partitions,
     )
     if partition is None:
-        return False
+        return int(message.partition)
+    if TP(target.get_topic_name(), partition) in _assigned:
+        return partition
     # The batch waits for the delivery, not just the enqueue, before its
     # source offsets are committed: a record only in a send buffer would be lost.
     sent = await target.send(
@@ -421,11 +442,52 @@ async def _moved_to_canonical(
         timestamp=message.timestamp,
     )
     deliveries.append(sent)
-    return True
+    return None
+
+
+@dataclass(frozen=True)
+class _OnPartition:
+    """Stands in for the current event so that Faust's tables use ``message.partition``."""
+
+    message: Any
+
+
+@contextmanager
+def _tables_on(canonical: TopicT, partition: int) -> Iterator[None]:
+    """Make table reads and writes use ``partition``'s databases and changelog.
+
+    Faust takes the partition from the current event, which is the source
+    record's; a record processed for a partition it was not read from (see
+    :func:`_place`) needs the other one, as if read from ``canonical``
+    (Faust checks that topic's partition count against the tables').
+    """
+    event = current_event()
+    topic = canonical.get_topic_name()
+    if event is None or (event.message.topic, event.message.partition) == (topic, partition):
+        yield
+        return
+    message = event.message
+    stand_in = _OnPartition(
+        SimpleNamespace(
+            topic=topic,
+            partition=partition,
+            tp=TP(topic, partition),
+            offset=message.offset,
+            timestamp=message.timestamp,
+        )
+    )
+    reset = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(reset)
 
 
 @app.on_partitions_assigned.connect
 async def _on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    # Looked up per record by _place; the assignment only changes in a rebalance.
+    global _assigned
+    _assigned = frozenset(app.consumer.assignment())
     # Another worker may have dead-lettered records of partitions we now own.
     dead_letters.forget()
     # Every partition restarts at its committed offset.

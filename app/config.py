@@ -52,6 +52,8 @@ class Settings:
     # the batch wrote.  A crash can repeat at most one batch's notifications.
     batch_max_records: int = 500
     batch_wait_ms: int = 5
+    # How long the producer waits to fill a request (also delays a 202 of the API).
+    producer_linger_ms: int = 5
     # RocksDB memory per partition database (every table has one per partition).
     rocksdb_block_cache_mb: int = 8
     rocksdb_write_buffer_mb: int = 4
@@ -120,6 +122,9 @@ class Settings:
                 env, "PUSHES_BATCH_MAX_RECORDS", defaults.batch_max_records, 1, 100_000
             ),
             batch_wait_ms=_int(env, "PUSHES_BATCH_WAIT_MS", defaults.batch_wait_ms, 1, 10_000),
+            producer_linger_ms=_int(
+                env, "PUSHES_PRODUCER_LINGER_MS", defaults.producer_linger_ms, 0, 1000
+            ),
             rocksdb_block_cache_mb=_int(
                 env, "PUSHES_ROCKSDB_BLOCK_CACHE_MB", defaults.rocksdb_block_cache_mb, 1, 65_536
             ),

@@ -35,8 +35,11 @@ class Notifier(Protocol):
 class LogNotifier:
     """Emulates delivery with one INFO line per device."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, fields: bool = True) -> None:
         self._log = logger or logging.getLogger(NOTIFICATION_LOGGER)
+        # The ids as record attributes only pay off in JSON logs (app.logs);
+        # building them costs a few percent of the join otherwise.
+        self._fields = fields
 
     async def send(
         self,
@@ -46,10 +49,10 @@ class LogNotifier:
         payment_id: str | None = None,
         user_id: str | None = None,
     ) -> None:
-        """Log the notification line; JSON logs also get the ids as fields."""
+        """Log the notification line, with the ids as fields if asked to."""
         # The only log line allowed to hold a full token (see app.logs).
-        self._log.info(
-            "%s",
-            notification_line(token, message),
-            extra={"token": token, "payment_id": payment_id, "user_id": user_id},
-        )
+        if self._fields:
+            extra = {"token": token, "payment_id": payment_id, "user_id": user_id}
+            self._log.info("%s", notification_line(token, message), extra=extra)
+        else:
+            self._log.info("%s", notification_line(token, message))

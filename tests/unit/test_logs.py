@@ -48,3 +48,11 @@ async def test_the_notifier_logs_the_line_with_fields(caplog):
     (rec,) = caplog.records
     assert rec.getMessage() == notification_line("tok-1", "Payment p-9 of 1.00 RUB succeeded")
     assert (rec.token, rec.payment_id, rec.user_id) == ("tok-1", "p-9", "7")
+
+
+async def test_the_notifier_can_leave_the_fields_out(caplog):
+    caplog.set_level(logging.INFO, logger="pushes.notifications")
+    await LogNotifier(fields=False).send("tok-1", "hello", payment_id="p-9", user_id="7")
+    (rec,) = caplog.records
+    assert rec.getMessage() == notification_line("tok-1", "hello")
+    assert not hasattr(rec, "token") and not hasattr(rec, "payment_id")
