@@ -431,7 +431,7 @@ async def _place(
     )
     if partition is None:
         return int(message.partition)
-    if TP(target.get_topic_name(), partition) in _assigned:
+    if settings.skip_local_hops and TP(target.get_topic_name(), partition) in _assigned:
         return partition
     # The batch waits for the delivery, not just the enqueue, before its
     # source offsets are committed: a record only in a send buffer would be lost.

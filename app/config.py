@@ -52,6 +52,9 @@ class Settings:
     # the batch wrote.  A crash can repeat at most one batch's notifications.
     batch_max_records: int = 500
     batch_wait_ms: int = 5
+    # Process a record off its user's partition at once when this worker owns
+    # that partition, instead of forwarding it through the canonical topic.
+    skip_local_hops: bool = True
     # How long the producer waits to fill a request (also delays a 202 of the API).
     producer_linger_ms: int = 5
     # RocksDB memory per partition database (every table has one per partition).
@@ -122,6 +125,7 @@ class Settings:
                 env, "PUSHES_BATCH_MAX_RECORDS", defaults.batch_max_records, 1, 100_000
             ),
             batch_wait_ms=_int(env, "PUSHES_BATCH_WAIT_MS", defaults.batch_wait_ms, 1, 10_000),
+            skip_local_hops=_flag(env, "PUSHES_SKIP_LOCAL_HOPS", defaults.skip_local_hops),
             producer_linger_ms=_int(
                 env, "PUSHES_PRODUCER_LINGER_MS", defaults.producer_linger_ms, 0, 1000
             ),
@@ -200,6 +204,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
         if value.upper() == choice.upper():
             return choice
     raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not true or false")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

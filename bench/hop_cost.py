@@ -1,10 +1,13 @@
-"""What the repartition hop costs: one worker, the same payments twice.
+"""What the repartition hop costs, and what skipping it saves.
 
 ``python -m bench.hop_cost [N]`` registers tokens for 1,000 users, then times
 N payments keyed by user id (already on their canonical partition: no hop)
-and N keyed by payment id (each forwarded to ``*-payments-canonical`` first),
-from the first record to the last notification line.  It reuses the
-integration tests' worker harness (a real ``faust -A app worker``).
+and N keyed by payment id (off their user's partition).  One worker owns
+every partition, so it processes those at once; the same payments are then
+timed on a worker started with ``PUSHES_SKIP_LOCAL_HOPS=false``, which
+forwards each through ``*-payments-canonical`` first.  Each time runs from
+the first record to the last notification line.  It reuses the integration
+tests' worker harness (a real ``faust -A app worker``).
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ def _timed(worker: Worker, topic: str, records: list[tuple[bytes, bytes]], n: in
 
 def main(n: int = 5000) -> None:
     namespace = Namespace.fresh()
+    users = [f"hop-{i}" for i in range(1000)]
+    in_place = [(users[i % 1000].encode(), payment(f"a{i}", users[i % 1000])) for i in range(n)]
+    off_partition = [(f"b{i}".encode(), payment(f"b{i}", users[i % 1000])) for i in range(n)]
+    hopping = [(f"c{i}".encode(), payment(f"c{i}", users[i % 1000])) for i in range(n)]
     with tempfile.TemporaryDirectory() as tmp:
         worker = Worker(namespace, Path(tmp), PUSHES_LATE_TOKEN_GRACE_SECONDS="0")
         worker.start().wait_ready()
         try:
-            users = [f"hop-{i}" for i in range(1000)]
             produce_librdkafka(
                 namespace.tokens_topic,
                 [
@@ -45,11 +51,20 @@ def main(n: int = 5000) -> None:
             )
             worker.wait_token(users[-1], "default", f"token-for-{users[-1]}")
             time.sleep(2)
-            in_place = [
-                (users[i % 1000].encode(), payment(f"a{i}", users[i % 1000])) for i in range(n)
-            ]
-            hopping = [(f"b{i}".encode(), payment(f"b{i}", users[i % 1000])) for i in range(n)]
             t_in_place = _timed(worker, namespace.payments_topic, in_place, n)
+            t_skipped = _timed(worker, namespace.payments_topic, off_partition, n)
+        finally:
+            worker.stop()
+        # The same group and state, now forwarding every off-partition record.
+        worker = Worker(
+            namespace,
+            Path(tmp),
+            PUSHES_LATE_TOKEN_GRACE_SECONDS="0",
+            PUSHES_SKIP_LOCAL_HOPS="false",
+        )
+        worker.start().wait_ready()
+        try:
+            time.sleep(2)
             t_hopping = _timed(worker, namespace.payments_topic, hopping, n)
         finally:
             worker.stop()
@@ -58,7 +73,8 @@ def main(n: int = 5000) -> None:
             {
                 "payments": n,
                 "in_place_per_s": round(n / t_in_place),
-                "hopping_per_s": round(n / t_hopping),
+                "off_partition_skipping_the_hop_per_s": round(n / t_skipped),
+                "off_partition_hopping_per_s": round(n / t_hopping),
                 "hop_cost_ms_per_payment": round((t_hopping - t_in_place) / n * 1000, 3),
             }
         )

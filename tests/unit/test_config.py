@@ -42,6 +42,11 @@ def test_faust_cli_default_datadir_does_not_override_ours():
         ({"PUSHES_PARTITIONS": "eight"}, "PUSHES_PARTITIONS='eight' is not a whole number"),
         ({"PUSHES_PARTITIONS": "0"}, "PUSHES_PARTITIONS=0 is outside"),
         ({"PUSHES_WEB_PORT": "70000"}, "PUSHES_WEB_PORT=70000 is outside"),
+        (
+            {"PUSHES_SKIP_LOCAL_HOPS": "maybe"},
+            "PUSHES_SKIP_LOCAL_HOPS='maybe' is not true or false",
+        ),
+        ({"PUSHES_BATCH_MAX_RECORDS": "0"}, "PUSHES_BATCH_MAX_RECORDS=0 is outside"),
     ],
 )
 def test_bad_values_fail_loudly(env, message):
@@ -111,3 +116,22 @@ def test_secrets_stay_out_of_repr():
 def test_bad_security_values_fail_loudly(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_performance_settings_have_safe_defaults_and_can_be_changed():
+    s = Settings.from_env({})
+    assert (s.batch_max_records, s.batch_wait_ms, s.producer_linger_ms) == (500, 5, 5)
+    assert s.skip_local_hops and (s.rocksdb_block_cache_mb, s.rocksdb_write_buffer_mb) == (8, 4)
+    s = Settings.from_env({"PUSHES_SKIP_LOCAL_HOPS": "false", "PUSHES_BATCH_MAX_RECORDS": "50"})
+    assert not s.skip_local_hops and s.batch_max_records == 50
+    assert Settings.from_env({"PUSHES_SKIP_LOCAL_HOPS": "Yes"}).skip_local_hops
+
+
+def test_rocksdb_options_bound_every_partition_database():
+    from tables.storage import MIB, rocksdb_options
+
+    options = rocksdb_options(Settings.from_env({"PUSHES_ROCKSDB_BLOCK_CACHE_MB": "16"}))
+    assert options["block_cache_size"] == 16 * MIB
+    assert options["write_buffer_size"] == 4 * MIB and options["max_write_buffer_number"] == 2
+    # Faust's store pops keys out of the mapping it gets: each table needs its own.
+    assert rocksdb_options(Settings()) is not rocksdb_options(Settings())
