@@ -33,6 +33,7 @@ PAYMENTS = 20_000
 BAD_RECORDS = 60
 DUPLICATE_SHARE = 0.05
 UNKNOWN_SHARE = 0.10
+BATCH = 100
 MARKER = "send notification to mobile app with token: "
 NO_TOKEN = re.compile(r"no push token for user (\S+): payment (\S+) \((\w+)\) not notified")
 
@@ -50,7 +51,13 @@ class Chaos:
     """Workers of one test, and the log of what was done to them."""
 
     def __init__(self, namespace: Namespace, workdir: Path, dlq: str) -> None:
-        self.env = {"PUSHES_LATE_TOKEN_GRACE_SECONDS": "0", "PUSHES_DEAD_LETTER_TOPIC": dlq}
+        self.env = {
+            "PUSHES_LATE_TOKEN_GRACE_SECONDS": "0",
+            "PUSHES_DEAD_LETTER_TOPIC": dlq,
+            # The duplicate window is the batch in progress when a worker dies;
+            # smaller batches keep it inside WINDOW_S on a loaded test machine.
+            "PUSHES_BATCH_MAX_RECORDS": str(BATCH),
+        }
         self.namespace = namespace
         self.workdir = workdir
         self.workers: list[Worker] = []
@@ -97,8 +104,12 @@ def test_nothing_but_the_expected_notifications_is_sent(outcome):
     assert not outcome["extra"], outcome["extra"][:5]
 
 
-def test_no_unknown_user_is_reported_twice(outcome):
-    assert set(outcome["reported"].values()) <= {1}
+def test_no_unknown_user_is_reported_twice_outside_the_documented_window(outcome):
+    # A report, like a notification, is logged before its "held" record
+    # reaches Kafka: the killed worker's last batch may be reported again.
+    twice = {k for k, v in outcome["reported"].items() if v > 1}
+    assert not twice - outcome["reports_in_window"], sorted(twice)[:5]
+    assert set(outcome["reported"].values()) <= {1, 2}
     assert set(outcome["reported"]) <= outcome["unknown"]
 
 
@@ -190,7 +201,10 @@ def _run(
     _wait(lambda: len(chaos.lines(MARKER)) > len(expected) // 5, 120)
     w1.kill()
     events["killed"] = time.time()
-    last_words = _final_notifications(w1)
+    last_words = _final_lines(w1, MARKER)
+    last_reports = {
+        NO_TOKEN.search(line).groups() for line in _final_lines(w1, "not notified", whole=True)
+    }
     # Failover: the first notification by w2 for a user only w1 had notified.
     w1_users = {_token_user(line) for line in w1.lines(MARKER)} - {
         _token_user(line) for line in w2.lines(MARKER)
@@ -236,6 +250,7 @@ def _run(
         "notifications_logged": sum(seen_texts.values()),
         "duplicates": len(duplicates),
         "duplicates_in_kill_window": len(in_window),
+        "reports_twice": sum(1 for v in reported.values() if v > 1),
         "missing": len(missing),
         "extra": len(extra),
         "unknown_user_payments": len(unknown),
@@ -250,25 +265,33 @@ def _run(
         "missing": missing,
         "extra": extra,
         "reported": reported,
+        "reports_in_window": last_reports,
         "unknown": unknown,
         "letters": letters,
         "sources": sources,
     }
 
 
-WINDOW_S = 0.05
+# Lines the killed worker logged this close to its end belong to its last
+# batch, whose records Kafka may not have had yet (one batch of BATCH
+# payments, plus the wait for Kafka, on a machine shared by three workers).
+WINDOW_S = 0.25
 
 
-def _final_notifications(worker: Worker) -> set[str]:
-    """Notifications a killed worker logged in its last WINDOW_S seconds."""
-    stamped = [
-        (datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f"), line.split(MARKER, 1)[1].strip())
-        for line in worker.lines(MARKER)
-    ]
-    if not stamped:
-        return set()
-    end = stamped[-1][0]
-    return {text for at, text in stamped if (end - at).total_seconds() <= WINDOW_S}
+def _final_lines(worker: Worker, marker: str, whole: bool = False) -> set[str]:
+    """Lines with ``marker`` a killed worker logged in its last WINDOW_S seconds
+    (counted back from its last notification): the text after the marker, or
+    the ``whole`` line."""
+    end = _stamp(worker.lines(MARKER)[-1])
+    return {
+        line if whole else line.split(marker, 1)[1].strip()
+        for line in worker.lines(marker)
+        if (end - _stamp(line)).total_seconds() <= WINDOW_S
+    }
+
+
+def _stamp(line: str) -> datetime:
+    return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
 
 
 def _token_user(line: str) -> str:
