@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
@@ -188,7 +189,18 @@ def skip_to_end(bootstrap: str, group: str, topics: list[str], partitions: int) 
         try:
             tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
             consumer.assign(tps)
-            await consumer.commit(await consumer.end_offsets(tps))
+            ends = await consumer.end_offsets(tps)
+            # A stopped worker stays a member until its session times out, and
+            # the broker refuses commits from outside a group with members.
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    await consumer.commit(ends)
+                    return
+                except CommitFailedError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(1)
         finally:
             await consumer.stop()
 
