@@ -99,8 +99,12 @@ def notified_devices(record: SentRecord | None) -> frozenset[str]:
     return frozenset(record["devices"])
 
 
-def event_time(record: SentRecord) -> int:
+def event_time(record: SentRecord | int) -> int:
     """The outcome's event time in epoch ms, which drives retention."""
+    # Records written before one record per outcome (a key per device) hold
+    # just the event time; retention sweeps still meet them in old data dirs.
+    if isinstance(record, int):
+        return record
     return int(record["at"])
 
 

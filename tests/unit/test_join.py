@@ -44,6 +44,11 @@ def test_sent_records_say_who_was_notified():
     assert event_time(record) == 5
 
 
+def test_records_of_the_per_device_format_still_expire():
+    # Their value was the bare event time; sweeps read every record of a partition.
+    assert event_time(1234) == 1234
+
+
 def test_a_held_record_notifies_nobody():
     record = held(7)
     assert is_held(record) and notified_devices(record) == frozenset()
