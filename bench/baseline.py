@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import Options, Rdict
 
+from bench.kafka import read_to_end
 from bench.purecode import faust_loaded, without_faust
 
 without_faust()
@@ -109,29 +109,16 @@ async def consume(
     bootstrap: str, topic: str, partitions: int, handle: Callable[[bytes | None], None]
 ) -> tuple[int, float]:
     """Feed every record of ``topic`` to ``handle``; return ``(records, seconds)``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        started = time.monotonic()
-        left = {tp for tp in tps if ends[tp] > 0}
-        count = 0
-        while left:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            for tp, records in batch.items():
-                for record in records:
-                    handle(record.value)
-                count += len(records)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-        return count, time.monotonic() - started
-    finally:
-        await consumer.stop()
+    count = 0
+
+    def each(records: list[Any]) -> None:
+        nonlocal count
+        for record in records:
+            handle(record.value)
+        count += len(records)
+
+    seconds = await read_to_end(bootstrap, topic, partitions, each)
+    return count, seconds
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -86,6 +87,16 @@ def _producer(bootstrap: str, **extra: str | int) -> Producer:
     )
 
 
+class _Failures:
+    """A delivery callback counting the records Kafka did not take."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, error: KafkaError | None, _message: Message) -> None:
+        self.count += error is not None
+
+
 def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> Produced:
     """Produce every ``(key, value)`` as fast as possible; wait for every acknowledgement."""
     producer = _producer(
@@ -97,18 +108,14 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes
             "queue.buffering.max.messages": 500_000,
         },
     )
-    errors = 0
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        nonlocal errors
-        errors += error is not None
+    failures = _Failures()
 
     started = time.monotonic()
     count = 0
     for key, value in records:
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                producer.produce(topic, value=value, key=key, on_delivery=failures)
                 break
             except BufferError:  # the local queue is full: let it drain
                 producer.poll(0.05)
@@ -116,7 +123,7 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes
         if count % 10_000 == 0:
             producer.poll(0)
     left = producer.flush(120)
-    return Produced(count, errors + left, time.monotonic() - started)
+    return Produced(count, failures.count + left, time.monotonic() - started)
 
 
 def produce_paced(
@@ -133,11 +140,7 @@ def produce_paced(
     sends at once rather than waiting to fill batches.
     """
     producer = _producer(bootstrap, **{"linger.ms": 1})
-    errors = 0
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        nonlocal errors
-        errors += error is not None
+    failures = _Failures()
 
     started = time.monotonic()
     count = 0
@@ -146,11 +149,11 @@ def produce_paced(
         while (ahead := count / rate - (time.monotonic() - started)) > 0:
             producer.poll(ahead)
         now_ms = int(time.time() * 1000)
-        producer.produce(topic, value=value, key=key, timestamp=now_ms, on_delivery=delivered)
+        producer.produce(topic, value=value, key=key, timestamp=now_ms, on_delivery=failures)
         on_send(count, now_ms)
         count += 1
     left = producer.flush(120)
-    return Produced(count, errors + left, time.monotonic() - started)
+    return Produced(count, failures.count + left, time.monotonic() - started)
 
 
 class Watermarks:
@@ -221,31 +224,50 @@ class RawRead:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+async def read_to_end(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    on_batch: Callable[[list[Any]], None],
+    max_records: int = 10_000,
+) -> float:
+    """Hand every record of ``topic`` now, in batches, to ``on_batch``.
+
+    A plain aiokafka consumer without a group, from the beginning to the end
+    offsets at the start.  Returns the seconds from then (the consumer set up)
+    to the last record.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        started = time.monotonic()
+        left = {tp for tp in tps if ends[tp] > 0}
+        while left:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=max_records)
+            for tp, records in batch.items():
+                on_batch(records)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+        return time.monotonic() - started
+    finally:
+        await consumer.stop()
+
+
 def read_raw(bootstrap: str, topic: str, partitions: int) -> RawRead:
     """Read every record of ``topic`` with a plain aiokafka consumer (no decoding)."""
+    records = size = 0
 
-    async def run() -> RawRead:
-        started = time.monotonic()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            left = {tp for tp in tps if ends[tp] > 0}
-            records = size = 0
-            while left:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
-                for tp, part in batch.items():
-                    records += len(part)
-                    size += sum(len(r.value or b"") + len(r.key or b"") for r in part)
-                    if part and part[-1].offset + 1 >= ends[tp]:
-                        left.discard(tp)
-            return RawRead(records, size, time.monotonic() - started)
-        finally:
-            await consumer.stop()
+    def count(part: list[Any]) -> None:
+        nonlocal records, size
+        records += len(part)
+        size += sum(len(r.value or b"") + len(r.key or b"") for r in part)
 
-    return asyncio.run(run())
+    started = time.monotonic()
+    asyncio.run(read_to_end(bootstrap, topic, partitions, count, max_records=50_000))
+    return RawRead(records, size, time.monotonic() - started)
