@@ -37,7 +37,7 @@ from faust.streams import _current_event, current_event
 from faust.types import TP, TopicT
 
 from app import metrics
-from app.application import app
+from app.application import PushesEvent, app
 from app.config import settings
 from app.continuity import OffsetTracker, read_range
 from app.deadletters import DeadLetters, SourceRecord
@@ -124,21 +124,23 @@ async def _process(stream: faust.StreamT[Any], handle: Handler) -> None:
     events get acked (by ``take_events``) and become committable.  One wait
     per batch instead of one per payment is most of the join's throughput.
     """
-    # StreamT does not declare take_events; every agent stream is a faust.Stream.
+    # StreamT does not declare take_events; every agent stream is a faust.Stream,
+    # and its events are PushesEvents (the app's Event class).
     batches = cast(faust.Stream[Any], stream).take_events(
         settings.batch_max_records, within=BATCH_WAIT_S
     )
-    async for events in batches:
+    async for taken in batches:
+        events = cast(list[PushesEvent], taken)
         deliveries: list[Awaitable[Any]] = []
         processed: list[tuple[Any, range]] = []
         for event in events:
-            if _stale(event):
+            if event.is_stale():
                 continue  # not acked either: fetched again, or read as a hole
             # Table reads and writes go to the database of this event's partition.
             _current_event.set(weakref.ref(event))
             records, skipped = await _with_skipped(event.message)
             for record in records:
-                if _stale(event):
+                if event.is_stale():
                     break  # a rebalance came while we waited: the next owner does the rest
                 await handle(record, deliveries)
             else:
@@ -149,16 +151,6 @@ async def _process(stream: faust.StreamT[Any], handle: Handler) -> None:
         consumer = _consumer()
         for tp, skipped in processed:
             consumer.mark_processed(tp, skipped)
-
-
-def _stale(event: Any) -> bool:
-    """Whether ``event`` was fetched before the latest rebalance (or while paused).
-
-    Faust's own stream skips such records; the batch buffer may still hold them.
-    """
-    return event.message.generation_id != app.consumer_generation_id or not (
-        app.flow_control.is_active()
-    )
 
 
 async def _with_skipped(message: Any) -> tuple[list[Any], range]:

@@ -55,13 +55,18 @@ class PushesEvent(faust.Event):
     read directly when it leaves a hole (see :mod:`app.continuity`).
     """
 
+    def is_stale(self) -> bool:
+        """Whether the record was fetched before the latest rebalance (or while paused).
+
+        Faust's stream skips such records; a batch buffer may still hold them.
+        """
+        return self.message.generation_id != self.app.consumer_generation_id or not (
+            self.app.flow_control.is_active()
+        )
+
     def ack(self) -> bool:
         """Ack only records of the current generation, while the flow is on."""
-        app = self.app
-        message = self.message
-        if message.generation_id != app.consumer_generation_id or not (
-            app.flow_control.is_active()
-        ):
+        if self.is_stale():
             return False
         return bool(super().ack())
 
