@@ -15,6 +15,7 @@ from app.readiness import startup
 from app.security import faust_credentials
 from app.topology import ensure_topics
 from app.transport import Transport
+from tables.restore import BulkRestoreTable
 
 
 class PushesApp(faust.App):
@@ -105,6 +106,8 @@ app = PushesApp(
     broker_credentials=faust_credentials(settings),
     canonical_url=settings.canonical_url,
     store="rocksdb://",
+    # Tables restore a new partition by copying the changelog in bulk first.
+    Table=BulkRestoreTable,
     datadir=settings.data_dir,
     web_port=settings.web_port,
     topic_partitions=settings.partitions,

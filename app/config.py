@@ -57,6 +57,9 @@ class Settings:
     skip_local_hops: bool = True
     # How long the producer waits to fill a request (also delays a 202 of the API).
     producer_linger_ms: int = 5
+    # Copy a newly assigned table partition's changelog straight into RocksDB
+    # before Faust's own (per-record) recovery, which then has nothing left to do.
+    bulk_restore: bool = True
     # RocksDB memory per partition database (every table has one per partition).
     rocksdb_block_cache_mb: int = 8
     rocksdb_write_buffer_mb: int = 4
@@ -129,6 +132,7 @@ class Settings:
             producer_linger_ms=_int(
                 env, "PUSHES_PRODUCER_LINGER_MS", defaults.producer_linger_ms, 0, 1000
             ),
+            bulk_restore=_flag(env, "PUSHES_BULK_RESTORE", defaults.bulk_restore),
             rocksdb_block_cache_mb=_int(
                 env, "PUSHES_ROCKSDB_BLOCK_CACHE_MB", defaults.rocksdb_block_cache_mb, 1, 65_536
             ),

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -118,13 +119,17 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
         await admin.close()
 
 
-async def standalone_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """A started consumer outside any group, for reading partitions directly."""
+async def standalone_consumer(settings: Settings, **options: Any) -> AIOKafkaConsumer:
+    """A started consumer outside any group, for reading partitions directly.
+
+    ``options`` go to :class:`aiokafka.AIOKafkaConsumer` (fetch sizes, say).
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
         group_id=None,
         **kafka_client_options(settings),
+        **options,
     )
     await consumer.start()
     return consumer

@@ -17,18 +17,18 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-import faust
 from faust.types import FutureMessage
 
 from app.application import app
 from app.config import settings
+from tables.restore import BulkRestoreTable
 from tables.storage import rocksdb_options
 
 #: The JSON value of a sent record (see the module docstring).
 SentRecord = dict[str, Any]
 
 
-class AcknowledgedTable(faust.Table[bytes, SentRecord]):
+class AcknowledgedTable(BulkRestoreTable[bytes, SentRecord]):
     """A table whose changelog writes can be awaited until Kafka has them.
 
     Faust only enqueues a table's changelog record.  A notification logged

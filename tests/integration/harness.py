@@ -215,8 +215,11 @@ class Worker:
         raise AssertionError(f"{user_id}/{device_id} should have {masked}, table says {answer}")
 
 
-def produce(topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> None:
-    """Produce ``(key, value)`` records with a plain aiokafka producer, acks=all."""
+def produce(topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+    """Produce ``(key, value)`` records with a plain aiokafka producer, acks=all.
+
+    A ``None`` value is a tombstone.
+    """
 
     async def run() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")

@@ -125,6 +125,7 @@ def test_performance_settings_have_safe_defaults_and_can_be_changed():
     s = Settings.from_env({"PUSHES_SKIP_LOCAL_HOPS": "false", "PUSHES_BATCH_MAX_RECORDS": "50"})
     assert not s.skip_local_hops and s.batch_max_records == 50
     assert Settings.from_env({"PUSHES_SKIP_LOCAL_HOPS": "Yes"}).skip_local_hops
+    assert s.bulk_restore and not Settings.from_env({"PUSHES_BULK_RESTORE": "0"}).bulk_restore
 
 
 def test_rocksdb_options_bound_every_partition_database():

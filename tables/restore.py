@@ -1,0 +1,233 @@
+"""Bulk restore: a table partition rebuilt by copying its changelog into RocksDB.
+
+Faust recovers a table by streaming the changelog through the machinery of
+any other topic: a consumer hand-off, an ``Event`` and a dispatch per record.
+On 1,000,000 tokens that ran at about 7,400 records/s, while a plain consumer
+reads the same changelog at about 250,000/s.
+
+Faust's RocksDB store keeps a changelog record's raw key and value bytes as
+they are, and a tombstone deletes the key; the last offset it applied sits
+under its own key in the same database.  So when a worker is assigned a table
+partition, :class:`BulkRestoreStore` first copies the records that database
+lacks straight from the changelog, in write batches that also carry that
+offset key, so the data and its offset can never disagree.  Faust's recovery
+then starts from that offset and has only what arrived in the meantime to
+read.  Anything the copy leaves undone (a new rebalance, a stall) is left to
+Faust's recovery in the same way.
+
+The copy runs inside the rebalance callback, before Faust's recovery reads
+the stored offsets; the worker is not ready (``/readyz``) until both are done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.stores import rocksdb
+from faust.types import TP, StoreT
+from rocksdict import WriteBatch
+from yarl import URL
+
+from app.config import settings
+from app.topology import standalone_consumer
+
+log = logging.getLogger(__name__)
+
+#: Records handed over per ``getmany``: large write batches, few loop turns.
+FETCH_RECORDS = 20_000
+#: Log progress at most this often (seconds).
+PROGRESS_EVERY = 5.0
+#: Give the rest to Faust's recovery when the copy has not moved for this long.
+STALL_SECONDS = 30.0
+
+
+class ChangelogRecord(Protocol):
+    """What the copy reads of a consumed record (aiokafka's ``ConsumerRecord``)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Batch(Protocol):
+    """The writes the copy makes (rocksdict's ``WriteBatch``)."""
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+
+def restore_start(persisted: int | None, beginning: int, end: int) -> int | None:
+    """The first changelog offset to copy, or ``None`` when there is nothing to copy.
+
+    ``persisted`` is the offset of the last record already in the database
+    (Faust's stored offset), ``beginning`` and ``end`` the partition's first
+    and next offsets.  A database ahead of the changelog (a broker that was
+    reset) is left to Faust's recovery, which refuses it with a clear error.
+    """
+    start = beginning if persisted is None else max(persisted + 1, beginning)
+    return start if start < end else None
+
+
+def fill_batch(batch: Batch, records: Sequence[ChangelogRecord], offset_key: bytes) -> int:
+    """Write ``records`` into ``batch`` as Faust's store would; return the last offset.
+
+    The offset is written into the same batch, under ``offset_key``, so the
+    database never holds records newer than its stored offset says, or older.
+    Records without a key cannot be table rows and are skipped.
+    """
+    for record in records:
+        if record.key is None:
+            continue
+        if record.value is None:
+            batch.delete(record.key)
+        else:
+            batch.put(record.key, record.value)
+    last = records[-1].offset
+    batch.put(offset_key, str(last).encode())
+    return last
+
+
+class _Progress:
+    """Progress lines for a copy that can take a while."""
+
+    def __init__(self, table: str, partitions: int, total: int) -> None:
+        self.table, self.total = table, total
+        self.copied = 0
+        self.started = self.logged = self.moved = time.monotonic()
+        log.info(
+            "Bulk restore of table %s: copying up to %s changelog records of %d partitions",
+            table,
+            f"{total:,}",
+            partitions,
+        )
+
+    def add(self, records: int) -> None:
+        now = time.monotonic()
+        self.copied += records
+        if records:
+            self.moved = now
+        if now - self.logged >= PROGRESS_EVERY:
+            self.logged = now
+            log.info(
+                "Bulk restore of table %s: %s of up to %s records (%s/s)",
+                self.table,
+                f"{self.copied:,}",
+                f"{self.total:,}",
+                f"{self.rate(now):,.0f}",
+            )
+
+    def stalled(self) -> bool:
+        return time.monotonic() - self.moved > STALL_SECONDS
+
+    def rate(self, now: float) -> float:
+        return self.copied / max(now - self.started, 1e-6)
+
+    def done(self, left: int) -> None:
+        now = time.monotonic()
+        log.info(
+            "Bulk restore of table %s: %s records copied in %.1fs (%s/s)%s",
+            self.table,
+            f"{self.copied:,}",
+            now - self.started,
+            f"{self.rate(now):,.0f}",
+            f"; {left} partitions left to Faust's recovery" if left else "",
+        )
+
+
+class BulkRestoreStore(rocksdb.Store):
+    """Faust's RocksDB store, which copies a newly assigned partition's changelog first."""
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        """Open the new partition databases (Faust), then bring them up to date."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        if not settings.bulk_restore:
+            return
+        topics = self.table.changelog_topic.topics
+        # Standby partitions get no database here; Faust keeps those up to date.
+        mine = [tp for tp in newly_assigned if tp.topic in topics and tp.partition in self._dbs]
+        if mine:
+            async with self.db_lock:
+                await self._copy(mine, generation_id)
+
+    async def _copy(self, tps: Iterable[TP], generation_id: int) -> None:
+        consumer = await standalone_consumer(
+            settings, max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024
+        )
+        try:
+            wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+            spans = await self._start(consumer, wanted)
+            if not spans:
+                return
+            ends = {tp: end for tp, (_, end) in spans.items()}
+            progress = _Progress(self.table.name, len(spans), sum(e - s for s, e in spans.values()))
+            while ends and not self.should_stop:
+                if generation_id != self.app.consumer_generation_id or progress.stalled():
+                    break
+                fetched = await consumer.getmany(timeout_ms=500, max_records=FETCH_RECORDS)
+                for tp, records in fetched.items():
+                    batch = WriteBatch(raw_mode=True)
+                    fill_batch(batch, records, self.offset_key)
+                    self._db_for_partition(tp.partition).write(batch)
+                progress.add(sum(len(records) for records in fetched.values()))
+                for tp in list(ends):
+                    if await consumer.position(tp) >= ends[tp]:
+                        consumer.pause(tp)
+                        del ends[tp]
+            progress.done(left=len(ends))
+        finally:
+            await consumer.stop()
+
+    async def _start(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """Assign and seek the partitions with records to copy: their first and end offsets."""
+        beginnings = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = {}
+        for tp in tps:
+            persisted = self.persisted_offset(TP(tp.topic, tp.partition))
+            start = restore_start(persisted, beginnings[tp], ends[tp])
+            if start is not None:
+                starts[tp] = start
+        consumer.assign(list(starts))
+        for tp, start in starts.items():
+            consumer.seek(tp, start)
+        return {tp: (start, ends[tp]) for tp, start in starts.items()}
+
+
+KT = TypeVar("KT")
+VT = TypeVar("VT")
+
+
+class BulkRestoreTable(faust.Table[KT, VT]):
+    """Faust's table, kept in a :class:`BulkRestoreStore` when the store is RocksDB."""
+
+    def _new_store_by_url(self, url: str | URL) -> StoreT[KT, VT]:
+        if URL(str(url)).scheme != "rocksdb":
+            return super()._new_store_by_url(url)
+        # The same arguments Faust's own Collection._new_store_by_url passes.
+        store: Any = BulkRestoreStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
+        return store  # type: ignore[no-any-return]
