@@ -44,7 +44,8 @@ from bench.worker import REPO, MemorySampler, WorkerError, WorkerProcess, clean_
 from bench.workload import Expected, PaymentRecord, payment_index, payment_records, token_records
 
 RESULTS = REPO / "bench" / "results"
-RECOVERY_STARTS = b"Highwater for active changelog partitions"
+#: The first line of a restore: the bulk copy's, or Faust's recovery's without it.
+RECOVERY_STARTS = (b"Bulk restore of table", b"Highwater for active changelog partitions")
 RECOVERY_ENDS = b"Recovery complete"
 #: Slowest rates (records/s) the timeouts allow for, far below any target.
 SLOWEST = 300.0
@@ -224,7 +225,8 @@ class Run:
             stats["devices"] == self.config.tokens,
             f"after recovery the table has {stats['devices']:,} of {self.config.tokens:,} devices",
         )
-        began = sink.first_line_ms(self.worker.sink, offset, RECOVERY_STARTS)
+        starts = [sink.first_line_ms(self.worker.sink, offset, m) for m in RECOVERY_STARTS]
+        began = min((ms for ms in starts if ms is not None), default=None)
         ended = sink.first_line_ms(self.worker.sink, offset, RECOVERY_ENDS)
         seconds = ready - spawned
         restore = (ended - began) / 1000 if began is not None and ended is not None else None
