@@ -89,6 +89,17 @@ def test_a_wiped_worker_copies_the_whole_changelog_back(
     worker.wait_for(notification(users[user], f"Payment p-{user} of 100.00 RUB succeeded"))
 
 
+def test_a_copy_survives_a_crash_right_after_it(worker: Worker, users: dict[str, str]):
+    """The copy skips RocksDB's write-ahead log, so it must be flushed before it ends."""
+    restart(worker, wipe=True)
+    worker.kill()
+    output = restart(worker, wipe=False)
+
+    assert COPIED not in output  # nothing lost: nothing to copy again
+    for user, token in users.items():
+        assert devices(worker, user) == ({"default": masked(token)} if token else None), user
+
+
 def test_a_restart_copies_only_what_the_database_lacks(
     worker: Worker, namespace: Namespace, users: dict[str, str]
 ):
