@@ -179,7 +179,11 @@ class BulkRestoreStore(rocksdb.Store):
 
     async def _copy(self, tps: Iterable[TP], generation_id: int) -> None:
         consumer = await standalone_consumer(
-            settings, max_partition_fetch_bytes=2 * MIB, fetch_max_bytes=16 * MIB
+            settings,
+            max_partition_fetch_bytes=2 * MIB,
+            fetch_max_bytes=16 * MIB,
+            # Its first offset lookup waits this long for topic metadata (100 ms by default).
+            retry_backoff_ms=10,
         )
         try:
             wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
