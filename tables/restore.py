@@ -12,8 +12,9 @@ partition, :class:`BulkRestoreStore` first copies the records that database
 lacks straight from the changelog, in write batches that also carry that
 offset key, so the data and its offset can never disagree.  Faust's recovery
 then starts from that offset and has only what arrived in the meantime to
-read.  Anything the copy leaves undone (a new rebalance, a stall) is left to
-Faust's recovery in the same way.
+read.  Anything the copy leaves undone (the worker stopping, a new group
+generation, a fetch that comes back empty) is left to Faust's recovery in the
+same way.
 
 The copy runs inside the rebalance callback, before Faust's recovery reads
 the stored offsets; the worker is not ready (``/readyz``) until both are done.
@@ -44,8 +45,10 @@ FETCH_RECORDS = 20_000
 MIB = 1024 * 1024
 #: Log progress at most this often (seconds).
 PROGRESS_EVERY = 5.0
-#: Give the rest to Faust's recovery when the copy has not moved for this long.
-STALL_SECONDS = 30.0
+#: How long a fetch may wait for records before the copy leaves the rest to
+#: Faust: with records left before the end offsets the broker answers at once,
+#: so an empty fetch means a gap it cannot fill (or a broker in trouble).
+FETCH_WAIT_MS = 1000
 
 
 class ChangelogRecord(Protocol):
@@ -101,7 +104,7 @@ class _Progress:
     def __init__(self, table: str, partitions: int, total: int) -> None:
         self.table, self.total = table, total
         self.copied = 0
-        self.started = self.logged = self.moved = time.monotonic()
+        self.started = self.logged = time.monotonic()
         log.info(
             "Bulk restore of table %s: copying up to %s changelog records of %d partitions",
             table,
@@ -112,8 +115,6 @@ class _Progress:
     def add(self, records: int) -> None:
         now = time.monotonic()
         self.copied += records
-        if records:
-            self.moved = now
         if now - self.logged >= PROGRESS_EVERY:
             self.logged = now
             log.info(
@@ -123,9 +124,6 @@ class _Progress:
                 f"{self.total:,}",
                 f"{self.rate(now):,.0f}",
             )
-
-    def stalled(self) -> bool:
-        return time.monotonic() - self.moved > STALL_SECONDS
 
     def rate(self, now: float) -> float:
         return self.copied / max(now - self.started, 1e-6)
@@ -195,9 +193,13 @@ class BulkRestoreStore(rocksdb.Store):
             written: set[int] = set()
             try:
                 while ends and not self.should_stop:
-                    if generation_id != self.app.consumer_generation_id or progress.stalled():
+                    if generation_id != self.app.consumer_generation_id:
                         break
-                    fetched = await consumer.getmany(timeout_ms=500, max_records=FETCH_RECORDS)
+                    fetched = await consumer.getmany(
+                        timeout_ms=FETCH_WAIT_MS, max_records=FETCH_RECORDS
+                    )
+                    if not fetched:
+                        break
                     for tp, records in fetched.items():
                         batch = WriteBatch(raw_mode=True)
                         fill_batch(batch, records, self.offset_key)
