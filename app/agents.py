@@ -41,7 +41,6 @@ from app.application import PushesEvent, app
 from app.config import settings
 from app.continuity import OffsetTracker, read_range
 from app.deadletters import DeadLetters, SourceRecord
-from app.intake import batches
 from app.join import event_time_ms, plan_deliveries, within_grace
 from app.messages import render_message
 from app.models import (
@@ -122,38 +121,36 @@ async def _process(stream: faust.StreamT[Any], handle: Handler) -> None:
     Records come in batches.  ``handle`` appends the deliveries Kafka must
     acknowledge (forwarded records) to a list; once per batch we wait for
     those and for the sent table's changelog, and only then do the batch's
-    events get acked (by :func:`app.intake.batches`) and become committable.
-    One wait per batch instead of one per payment is most of the join's
-    throughput.
+    events get acked (by ``take_events``) and become committable.  One wait
+    per batch instead of one per payment is most of the join's throughput.
     """
-    # Every agent stream is a faust.Stream.
-    taken = batches(cast(faust.Stream[Any], stream), settings.batch_max_records, BATCH_WAIT_S)
-    async for events in taken:
-        await _process_batch(events, handle)
-
-
-async def _process_batch(events: list[PushesEvent], handle: Handler) -> None:
-    # A function of its own, so that no event outlives the batch in a local.
-    deliveries: list[Awaitable[Any]] = []
-    processed: list[tuple[Any, range]] = []
-    for event in events:
-        if event.is_stale():
-            continue  # not acked either: fetched again, or read as a hole
-        # Table reads and writes go to the database of this event's partition.
-        _current_event.set(weakref.ref(event))
-        records, skipped = await _with_skipped(event.message)
-        for record in records:
+    # StreamT does not declare take_events; every agent stream is a faust.Stream,
+    # and its events are PushesEvents (the app's Event class).
+    batches = cast(faust.Stream[Any], stream).take_events(
+        settings.batch_max_records, within=BATCH_WAIT_S
+    )
+    async for taken in batches:
+        events = cast(list[PushesEvent], taken)
+        deliveries: list[Awaitable[Any]] = []
+        processed: list[tuple[Any, range]] = []
+        for event in events:
             if event.is_stale():
-                break  # a rebalance came while we waited: the next owner does the rest
-            await handle(record, deliveries)
-        else:
-            processed.append((event.message.tp, skipped))
-    _current_event.set(None)
-    await asyncio.gather(*deliveries)
-    await sent_table.acknowledged()
-    consumer = _consumer()
-    for tp, skipped in processed:
-        consumer.mark_processed(tp, skipped)
+                continue  # not acked either: fetched again, or read as a hole
+            # Table reads and writes go to the database of this event's partition.
+            _current_event.set(weakref.ref(event))
+            records, skipped = await _with_skipped(event.message)
+            for record in records:
+                if event.is_stale():
+                    break  # a rebalance came while we waited: the next owner does the rest
+                await handle(record, deliveries)
+            else:
+                processed.append((event.message.tp, skipped))
+        _current_event.set(None)
+        await asyncio.gather(*deliveries)
+        await sent_table.acknowledged()
+        consumer = _consumer()
+        for tp, skipped in processed:
+            consumer.mark_processed(tp, skipped)
 
 
 async def _with_skipped(message: Any) -> tuple[list[Any], range]:
