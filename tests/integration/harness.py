@@ -197,22 +197,38 @@ class Worker:
         assert status == 202, (status, answer)
         return dict(answer)
 
+    def devices(self, user_id: str) -> dict[str, str] | None:
+        """The device -> masked token map the table serves now, or ``None`` (404)."""
+        status, answer = self.request("GET", f"/tokens/{user_id}")
+        if status == 404:
+            return None
+        assert status == 200, (status, answer)
+        return _device_map(answer)
+
     def wait_token(
         self, user_id: str, device_id: str, token: str | None, timeout: float = 60.0
     ) -> None:
         """Wait until the table serves ``token`` (masked) for the device, or none."""
-        masked = None if token is None else token[:6] + "..." + token[-4:]
+        expected = None if token is None else masked(token)
         deadline = time.monotonic() + timeout
         answer: Any = None
         while time.monotonic() < deadline:
+            # Any other answer (404, or 503 while the worker starts) means: not yet.
             status, answer = self.request("GET", f"/tokens/{user_id}")
-            devices = (
-                {d["device_id"]: d["token"] for d in answer["devices"]} if status == 200 else {}
-            )
-            if devices.get(device_id) == masked:
+            devices = _device_map(answer) if status == 200 else {}
+            if devices.get(device_id) == expected:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"{user_id}/{device_id} should have {masked}, table says {answer}")
+        raise AssertionError(f"{user_id}/{device_id} should have {expected}, table says {answer}")
+
+
+def _device_map(answer: Any) -> dict[str, str]:
+    return {d["device_id"]: d["token"] for d in answer["devices"]}
+
+
+def masked(token: str) -> str:
+    """A token as the API shows it: its first 6 and last 4 characters."""
+    return token[:6] + "..." + token[-4:]
 
 
 def produce(topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:

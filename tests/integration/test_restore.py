@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.integration.harness import Namespace, Worker, notification, payment, produce
+from tests.integration.harness import Namespace, Worker, masked, notification, payment, produce
 from tests.integration.kafka_tools import read_topic
 
 COPIED = "Bulk restore of table tokens: "
@@ -23,17 +23,10 @@ def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def masked(token: str) -> str:
-    return token[:6] + "..." + token[-4:]
-
-
-def devices(worker: Worker, user: str) -> dict[str, str] | None:
-    """The device -> masked token map the table serves at once, or None (404)."""
-    status, answer = worker.request("GET", f"/tokens/{user}")
-    if status == 404:
-        return None
-    assert status == 200, (status, answer)
-    return {d["device_id"]: d["token"] for d in answer["devices"]}
+def assert_table_holds(worker: Worker, users: dict[str, str]) -> None:
+    """Each user has its one token, served at once; a user with ``""`` has none."""
+    for user, token in users.items():
+        assert worker.devices(user) == ({"default": masked(token)} if token else None), user
 
 
 def restart(worker: Worker, wipe: bool) -> str:
@@ -82,8 +75,7 @@ def test_a_wiped_worker_copies_the_whole_changelog_back(
 
     assert copied_records(output) == len(changelog)
     assert FAUST_RESTORES not in output  # Faust found nothing left to read
-    for user, token in users.items():
-        assert devices(worker, user) == ({"default": masked(token)} if token else None), user
+    assert_table_holds(worker, users)
     user = next(u for u, t in users.items() if t)
     produce(namespace.payments_topic, [(user.encode(), payment(f"p-{user}", user))])
     worker.wait_for(notification(users[user], f"Payment p-{user} of 100.00 RUB succeeded"))
@@ -96,8 +88,7 @@ def test_a_copy_survives_a_crash_right_after_it(worker: Worker, users: dict[str,
     output = restart(worker, wipe=False)
 
     assert COPIED not in output  # nothing lost: nothing to copy again
-    for user, token in users.items():
-        assert devices(worker, user) == ({"default": masked(token)} if token else None), user
+    assert_table_holds(worker, users)
 
 
 def test_a_restart_copies_only_what_the_database_lacks(
@@ -115,9 +106,9 @@ def test_a_restart_copies_only_what_the_database_lacks(
 
     assert copied_records(output) == 2
     assert FAUST_RESTORES not in output
-    assert devices(worker, clone) == {"default": masked(users[source])}
-    assert devices(worker, deleted) is None
-    assert devices(worker, source) == {"default": masked(users[source])}
+    assert worker.devices(clone) == {"default": masked(users[source])}
+    assert worker.devices(deleted) is None
+    assert worker.devices(source) == {"default": masked(users[source])}
     users[deleted] = ""
 
 
@@ -132,5 +123,4 @@ def test_faust_recovery_alone_restores_the_same_table(
         worker.env.pop("PUSHES_BULK_RESTORE")
 
     assert COPIED not in output and FAUST_RESTORES in output
-    for user, token in users.items():
-        assert devices(worker, user) == ({"default": masked(token)} if token else None), user
+    assert_table_holds(worker, users)
