@@ -225,8 +225,7 @@ class Run:
             stats["devices"] == self.config.tokens,
             f"after recovery the table has {stats['devices']:,} of {self.config.tokens:,} devices",
         )
-        starts = [sink.first_line_ms(self.worker.sink, offset, m) for m in RECOVERY_STARTS]
-        began = min((ms for ms in starts if ms is not None), default=None)
+        began = sink.first_line_ms(self.worker.sink, offset, *RECOVERY_STARTS)
         ended = sink.first_line_ms(self.worker.sink, offset, RECOVERY_ENDS)
         seconds = ready - spawned
         restore = (ended - began) / 1000 if began is not None and ended is not None else None

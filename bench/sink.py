@@ -111,12 +111,12 @@ def notification_lines(path: Path, offset: int = 0) -> Iterator[bytes]:
                 yield line
 
 
-def first_line_ms(path: Path, offset: int, needle: bytes) -> int | None:
-    """Epoch ms of the first line from ``offset`` on that contains ``needle``."""
+def first_line_ms(path: Path, offset: int, *needles: bytes) -> int | None:
+    """Epoch ms of the first line from ``offset`` on that contains any of ``needles``."""
     with path.open("rb") as sink:
         sink.seek(offset)
         for line in sink:
-            if needle in line and line.startswith(b"["):
+            if line.startswith(b"[") and any(needle in line for needle in needles):
                 return line_time_ms(line)
     return None
 

@@ -89,6 +89,7 @@ def test_sink_lines_are_counted_timed_and_attributed(tmp_path):
     assert (summary.lines, summary.first_ms, summary.last_ms) == (2, 1795801602347, 1795801602347)
     assert summary.per_second == [(1795801602, 2)]
     assert sink.first_line_ms(path, 0, b"not notified") == 1795801603001
+    assert sink.first_line_ms(path, 0, b"not notified", b"send notification") == 1795801602347
 
 
 def test_latency_counts_missing_lines_with_their_lower_bound():
