@@ -14,7 +14,7 @@ from app.logs import use_json_logs
 from app.readiness import startup
 from app.security import faust_credentials
 from app.topology import ensure_topics
-from app.transport import Transport
+from app.transport import Consumer, Transport
 from tables.restore import BulkRestoreTable
 
 
@@ -66,8 +66,16 @@ class PushesEvent(faust.Event):
         )
 
     def ack(self) -> bool:
-        """Ack only records of the current generation, while the flow is on."""
+        """Ack only records of the current generation, while the flow is on.
+
+        A stale record is dropped instead: whoever owns its partition now
+        fetches it again, so a rebalance must not wait for it either.  Acks
+        come only after the record's batch is done with it.
+        """
         if self.is_stale():
+            consumer = self.app.consumer
+            if isinstance(consumer, Consumer):
+                consumer.abandon(self.message)
             return False
         return bool(super().ack())
 

@@ -118,6 +118,12 @@ def test_every_bad_record_is_dead_lettered_once(outcome):
     assert set(outcome["sources"].values()) == {1}
 
 
+def test_no_rebalance_waits_for_records_that_will_never_be_acked(outcome):
+    # Faust logs this after about ten seconds of wait_empty: a rebalance held
+    # up by records no agent is working on.
+    assert not outcome["stalls"], outcome["stalls"][:2]
+
+
 def test_every_payment_is_notified_or_reported(outcome):
     assert not outcome["missing"], outcome["missing"][:5]
     assert set(outcome["reported"]) == outcome["unknown"]
@@ -257,6 +263,7 @@ def _run(
         "unknown_reported": sum(reported.values()),
         "dead_letters": len(letters),
         "failover_seconds": round(events["failover_s"], 2),
+        "rebalance_stall_warnings": len(chaos.lines(STALL)),
     }
     print("crash test summary:", json.dumps(summary))
     return {
@@ -269,8 +276,11 @@ def _run(
         "unknown": unknown,
         "letters": letters,
         "sources": sources,
+        "stalls": chaos.lines(STALL),
     }
 
+
+STALL = "wait_empty: Waiting for tasks"
 
 # Lines the killed worker logged this close to its end belong to its last
 # batch, whose records Kafka may not have had yet (one batch of BATCH
