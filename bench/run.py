@@ -69,6 +69,9 @@ class Run:
         self.out = out
         self.run_id = f"bench-{uuid.uuid4().hex[:10]}"
         self.stamp = time.strftime("%Y%m%d-%H%M%S")
+        # Taken now: the commit is the code the workers run, even if the
+        # tree changes before the report is written.
+        self.machine = report.machine()
         self.workdir = Path(tempfile.mkdtemp(prefix="pushes-bench-"))
         self.app_id = app_id = f"pushes-{self.run_id}"
         self.tokens_topic = f"push-tokens-{self.run_id}"
@@ -608,7 +611,7 @@ def build_report(run: Run) -> dict[str, Any]:
             "run_id": run.run_id,
             "started": run.stamp,
             "seconds": results.get("run_seconds"),
-            "machine": report.machine(),
+            "machine": run.machine,
             "full_scale": config.scale == 1.0 and not config.skip,
         },
         "config": config.describe(),
