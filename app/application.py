@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 import faust
+from faust.tables import TableManager
 from faust.types.transports import TransportT
 from faust.types.web import Web
 
@@ -43,6 +44,21 @@ class PushesApp(faust.App):
         super().on_webserver_init(web)
         for hook in self.webserver_init_hooks:
             hook(web)
+
+
+class PushesTableManager(TableManager):
+    """Faust's table manager, without the fixed 1 s sleep before it starts.
+
+    Faust sleeps a second before it subscribes the changelogs and starts
+    recovery; every table here is declared when the app module is imported,
+    long before, so the sleep only delayed every start (and /readyz) by 1 s.
+    """
+
+    async def on_start(self) -> None:
+        """Subscribe the changelogs and start recovery (Faust's own steps)."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class PushesEvent(faust.Event):
@@ -116,6 +132,7 @@ app = PushesApp(
     store="rocksdb://",
     # Tables restore a new partition by copying the changelog in bulk first.
     Table=BulkRestoreTable,
+    TableManager=PushesTableManager,
     datadir=settings.data_dir,
     web_port=settings.web_port,
     topic_partitions=settings.partitions,
