@@ -32,7 +32,7 @@ class PushesApp(faust.App):
     async def on_first_start(self) -> None:
         """Create and check the topics first: Faust itself checks no partition counts."""
         await super().on_first_start()
-        await ensure_topics(settings)
+        startup.checked_topics = frozenset(await ensure_topics(settings))
         startup.topics_checked = True
 
     def _new_transport(self) -> TransportT:

@@ -43,6 +43,8 @@ class StartupFlags:
 
     def __init__(self) -> None:
         self.topics_checked = False
+        #: The topics the startup check found (or created), with the right counts.
+        self.checked_topics: frozenset[str] = frozenset()
         self.joined_group = False
 
 
