@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import faust
 from faust.tables import TableManager
@@ -89,9 +90,8 @@ class PushesEvent(faust.Event):
         come only after the record's batch is done with it.
         """
         if self.is_stale():
-            consumer = self.app.consumer
-            if isinstance(consumer, Consumer):
-                consumer.abandon(self.message)
+            # Our Transport (PushesApp._new_transport) always makes this consumer.
+            cast(Consumer, self.app.consumer).abandon(self.message)
             return False
         return bool(super().ack())
 
