@@ -34,7 +34,6 @@ class PushesApp(faust.App):
         """Create and check the topics first: Faust itself checks no partition counts."""
         await super().on_first_start()
         startup.checked_topics = frozenset(await ensure_topics(settings))
-        startup.topics_checked = True
 
     def _new_transport(self) -> TransportT:
         # Our consumer: Faust's own can commit over an unprocessed record.

@@ -42,10 +42,14 @@ class StartupFlags:
     """Facts recorded by the app as they happen (Faust keeps no flag for them)."""
 
     def __init__(self) -> None:
-        self.topics_checked = False
         #: The topics the startup check found (or created), with the right counts.
         self.checked_topics: frozenset[str] = frozenset()
         self.joined_group = False
+
+    @property
+    def topics_checked(self) -> bool:
+        """Whether the startup topic check has passed (it always finds some topics)."""
+        return bool(self.checked_topics)
 
 
 startup = StartupFlags()

@@ -1,6 +1,6 @@
 import pytest
 
-from app.readiness import ReadinessState, not_ready_reason
+from app.readiness import ReadinessState, StartupFlags, not_ready_reason
 
 READY = {
     "topics_checked": True,
@@ -31,3 +31,10 @@ def test_each_missing_step_is_named(change, reason):
 def test_the_first_missing_step_in_startup_order_is_reported():
     state = ReadinessState(False, False, False, False)
     assert "topic check" in not_ready_reason(state)
+
+
+def test_the_topic_check_has_passed_once_it_recorded_its_topics():
+    flags = StartupFlags()
+    assert not flags.topics_checked
+    flags.checked_topics = frozenset({"payments"})
+    assert flags.topics_checked
