@@ -249,6 +249,7 @@ def _run(
     reported = Counter(NO_TOKEN.search(line).groups() for line in chaos.lines("not notified"))
     letters = dead_letters(dlq)
     sources = Counter((d["source"]["partition"], d["source"]["offset"]) for d in letters)
+    stalls = chaos.lines(STALL)
     summary: dict[str, Any] = {
         "payments": PAYMENTS,
         "records_produced": len(records) + 1,
@@ -263,7 +264,7 @@ def _run(
         "unknown_reported": sum(reported.values()),
         "dead_letters": len(letters),
         "failover_seconds": round(events["failover_s"], 2),
-        "rebalance_stall_warnings": len(chaos.lines(STALL)),
+        "rebalance_stall_warnings": len(stalls),
     }
     print("crash test summary:", json.dumps(summary))
     return {
@@ -276,7 +277,7 @@ def _run(
         "unknown": unknown,
         "letters": letters,
         "sources": sources,
-        "stalls": chaos.lines(STALL),
+        "stalls": stalls,
     }
 
 
