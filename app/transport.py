@@ -146,7 +146,9 @@ class Producer(faust_aiokafka.Producer):
         1.9 s per start.  The startup check (:func:`app.topology.ensure_topics`)
         already created or found them with the right partition counts.  The
         producer still needs their metadata: routing a key to its partition
-        (``table_route``) reads it.
+        (``table_route``) reads it.  aiokafka refreshes metadata for all
+        topics only while it tracks none; after the first send it refreshes
+        just the tracked ones, so the topic is tracked here.
         """
         if topic in startup.checked_topics:
             await self._ensure_producer().client.add_topic(topic)
