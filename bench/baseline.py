@@ -1,11 +1,12 @@
 """The baseline: the join as a minimal consumer written directly on aiokafka.
 
 Per payment it does the worker's own per-record work with the worker's own
-functions: decode the JSON and validate it (``app.models.parse_payment``,
-which normalises the user id), look the user up in a local RocksDB
-(rocksdict, raw bytes, a JSON device map per user, as the worker's table),
-render the message (``app.messages``) and write the same line
-(``app.notifier``) through ``logging`` to a file with Faust's log format.
+functions: decode the JSON and validate it
+(``app.domain.records.parse_payment``, which normalises the user id), look
+the user up in a local RocksDB (rocksdict, raw bytes, a JSON device map per
+user, as the worker's table), render the message and the same line
+(``app.domain.messages``) and write it through ``logging`` to a file with
+Faust's log format.
 Re-sent payments are skipped with an in-memory set, so the sink gets the
 same lines as the worker's.  No Faust: no hop to a canonical partition (one
 process holds every user), no changelogs, no durable deduplication, no
@@ -31,14 +32,9 @@ from typing import Any
 
 from rocksdict import Options, Rdict
 
+from app.domain.messages import notification_line, render_message
+from app.domain.records import InvalidRecord, decode_json, parse_payment, parse_token_event
 from bench.kafka import read_to_end
-from bench.purecode import faust_loaded, without_faust
-
-without_faust()
-
-from app.messages import render_message  # noqa: E402
-from app.models import InvalidRecord, decode_json, parse_payment, parse_token_event  # noqa: E402
-from app.notifier import notification_line  # noqa: E402
 
 MAX_RECORD_BYTES = 64 * 1024
 #: Faust's (mode's) default log format, so both sinks get the same bytes per line.
@@ -123,7 +119,7 @@ async def consume(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the tokens, then join the payments; the timings of both."""
-    if faust_loaded():
+    if "faust" in sys.modules:
         raise RuntimeError("the baseline must run without Faust, but it was imported")
     db = Rdict(args.db, Options(raw_mode=True))
     try:

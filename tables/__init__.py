@@ -1,5 +1,11 @@
-"""The worker's stateful, changelog-backed tables."""
+"""The worker's tables: their declarations, key and value schemas, and their store.
 
-# The tables are made by the app and the app's agents use them, so the app
-# package must finish loading first, whichever of the two is imported first.
-import app  # noqa: F401
+- :mod:`tables.tokens`: push tokens per user;
+- :mod:`tables.sent`: what the join already did with each payment outcome;
+- :mod:`tables.pending`: payments waiting for a late token;
+- :mod:`tables.store`: RocksDB options, bulk restore, awaitable changelog writes;
+- :mod:`tables.scan`: the one reader of a partition's local database.
+
+Each declaration module has a ``declare(app, settings)`` that the
+composition root (:mod:`app.main`) calls; importing this package builds nothing.
+"""

@@ -8,9 +8,9 @@ import sys
 import time
 import uuid
 
-from app.loadgen import LoadSpec, payment_records, token_records
-from app.messages import render_message
-from app.models import parse_payment
+from app.cli.loadgen import LoadSpec, payment_records, token_records
+from app.domain.messages import render_message
+from app.domain.records import parse_payment
 from tests.integration.harness import REPO, Worker, free_port, notification
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.partitioning import canonical_partition
+from app.domain.partitioning import canonical_partition
 from tests.integration.harness import Namespace, Worker, notification, payment, produce
 from tests.integration.kafka_tools import (
     create_topics,

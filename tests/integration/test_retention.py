@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.partitioning import canonical_partition
-from tables.sent import sent_key
+from app.domain.dedup import sent_key
+from app.domain.partitioning import canonical_partition
 from tests.integration.harness import Namespace, Worker, notification, payment, produce
 from tests.integration.kafka_tools import read_topic
 

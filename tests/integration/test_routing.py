@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.partitioning import canonical_partition
+from app.domain.partitioning import canonical_partition
 from tests.integration.harness import Namespace, Worker
 
 pytestmark = pytest.mark.slow

@@ -129,7 +129,7 @@ def test_performance_settings_have_safe_defaults_and_can_be_changed():
 
 
 def test_rocksdb_options_bound_every_partition_database():
-    from tables.storage import MIB, rocksdb_options
+    from tables.store import MIB, rocksdb_options
 
     options = rocksdb_options(Settings.from_env({"PUSHES_ROCKSDB_BLOCK_CACHE_MB": "16"}))
     assert options["block_cache_size"] == 16 * MIB

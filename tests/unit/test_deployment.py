@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from app.topology import required_topics
+from app.kafka.admin import required_topics
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker" / "compose.yaml"

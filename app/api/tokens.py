@@ -1,0 +1,194 @@
+"""The HTTP API, served by the worker's Faust web server (aiohttp).
+
+``POST /tokens`` registers a device's push token and
+``DELETE /tokens/{user_id}/{device_id}`` removes one.  Both publish an event
+to the tokens topic and answer ``202`` only once Kafka acknowledged it
+(acks=all), so an accepted request is never lost.  ``GET /tokens/{user_id}``
+shows a user's devices, tokens masked (unless the caller holds the admin
+secret), from whichever worker owns the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, cast
+
+from aiohttp import ClientError
+from aiohttp import web as aiohttp_web
+from aiokafka.errors import KafkaError
+from faust import web
+from faust.exceptions import SameNode
+from faust.web.exceptions import ServiceUnavailable
+
+from app.api.auth import ADMIN_HEADER, reveals_tokens
+from app.api.context import context_of
+from app.api.problems import Problem
+from app.domain.devices import Devices
+from app.domain.partitioning import user_key
+from app.domain.records import (
+    InvalidRecord,
+    TokenEvent,
+    decode_json,
+    normalize_user_id,
+    parse_token_event,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+#: Set on a request forwarded to the partition's owner: it is never forwarded
+#: again, so workers that disagree about the owner cannot bounce it forever.
+ROUTED_HEADER = "X-Pushes-Routed"
+
+
+blueprint = web.Blueprint("tokens")
+
+
+def parse_registration_body(body: bytes, content_type: str) -> TokenEvent:
+    """Validate a ``POST /tokens`` body into a registration event."""
+    if content_type != "application/json":
+        raise Problem(415, "the body must be JSON (Content-Type: application/json)")
+    if len(body) > MAX_BODY_BYTES:
+        raise Problem(413, f"the body is over the {MAX_BODY_BYTES} byte limit")
+    try:
+        data = decode_json(body, MAX_BODY_BYTES)
+        if isinstance(data, dict):
+            if data.get("token", "") is None:
+                raise InvalidRecord("token must be a string; to remove a device use DELETE")
+            # The API stamps registrations itself: a client's clock does not
+            # decide which device is evicted first.
+            data.pop("updated_at", None)
+        return parse_token_event(data)
+    except InvalidRecord as exc:
+        raise Problem(400, str(exc)) from None
+
+
+def mask_token(token: str) -> str:
+    """First 6 and last 4 characters: enough to recognise a token, not to use it."""
+    if len(token) <= 10:
+        return "*" * len(token)
+    return f"{token[:6]}...{token[-4:]}"
+
+
+def describe_devices(user_id: str, devices: Devices, *, reveal: bool = False) -> dict[str, Any]:
+    """The public view of a user's devices: tokens masked unless ``reveal``."""
+    show = (lambda token: token) if reveal else mask_token
+    return {
+        "user_id": user_id,
+        "devices": [
+            {
+                "device_id": device_id,
+                "token": show(info["token"]),
+                "platform": info.get("platform"),
+                "updated_at": info.get("updated_at"),
+            }
+            for device_id, info in sorted(devices.items())
+        ],
+    }
+
+
+async def publish_token_event(topic: Any, event: TokenEvent) -> dict[str, Any]:
+    """Produce ``event`` to the tokens ``topic`` and wait for Kafka's acknowledgement."""
+    value = json.dumps(event.to_json(), separators=(",", ":")).encode("utf-8")
+    pending = await topic.send(key=user_key(event.user_id), value=value)
+    metadata = await pending
+    return {"topic": metadata.topic, "partition": metadata.partition, "offset": metadata.offset}
+
+
+@blueprint.route("/tokens", name="tokens")
+class TokensView(web.View):
+    """``POST /tokens``: register (or replace) a device's push token."""
+
+    async def post(self, request: web.Request) -> web.Response:
+        """Validate, publish, answer 202 after Kafka's ack."""
+        try:
+            body = await _read_body(request)
+            event = parse_registration_body(body, _aiohttp(request).content_type)
+        except Problem as problem:
+            return self.error(problem.status, problem.message)
+        return await _publish(self, event, "registered")
+
+
+@blueprint.route("/tokens/{user_id}", name="user_tokens")
+class UserTokensView(web.View):
+    """``GET /tokens/{user_id}``: the user's devices, answered by the owning worker."""
+
+    async def get(self, request: web.Request, user_id: str) -> web.Response:
+        """Route to the worker that owns the user, then read the table there."""
+        try:
+            uid = normalize_user_id(user_id)
+            context = context_of(self)
+            reveal = reveals_tokens(request.headers.get(ADMIN_HEADER), context.settings.admin_token)
+        except InvalidRecord as exc:
+            return self.error(400, str(exc))
+        except Problem as problem:
+            return self.error(problem.status, problem.message)
+        key = user_key(uid)
+        if ROUTED_HEADER not in request.headers:
+            try:
+                return await self._route(request, context.tokens_table.name, key)
+            except SameNode:
+                pass
+            except ServiceUnavailable:
+                return self.error(503, "partition owners are not known yet; try again shortly")
+            except (ClientError, asyncio.TimeoutError, OSError) as exc:
+                log.warning("could not reach the owner of user %s: %s", uid, type(exc).__name__)
+                return self.error(503, "the worker owning this user is not reachable right now")
+        devices = context.tokens_table.get(key)
+        if not devices:
+            return self.error(404, f"no devices registered for user {uid}")
+        return self.json(describe_devices(uid, devices, reveal=reveal))
+
+    async def _route(self, request: web.Request, table: str, key: bytes) -> web.Response:
+        raw = _aiohttp(request)
+        forwarded = raw.clone(headers={**raw.headers, ROUTED_HEADER: "1"})
+        # Route by the same raw key bytes as the topic and the table, so the
+        # router hashes to the partition that really holds the user.
+        return await self.app.router.route_req(table, key, self.web, cast(web.Request, forwarded))
+
+
+@blueprint.route("/tokens/{user_id}/{device_id}", name="device")
+class DeviceView(web.View):
+    """``DELETE /tokens/{user_id}/{device_id}``: remove one device."""
+
+    async def delete(self, request: web.Request, user_id: str, device_id: str) -> web.Response:
+        """Publish a removal (``token: null``), answer 202 after Kafka's ack."""
+        try:
+            event = parse_token_event({"user_id": user_id, "device_id": device_id, "token": None})
+        except InvalidRecord as exc:
+            return self.error(400, str(exc))
+        return await _publish(self, event, "removed")
+
+
+def _aiohttp(request: web.Request) -> aiohttp_web.Request:
+    # Faust's Request type is driver-neutral; the worker's driver is aiohttp.
+    return cast(aiohttp_web.Request, request)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    # Read at most one byte past the limit: enough to refuse it, without
+    # buffering whatever a client chooses to send.
+    raw = _aiohttp(request)
+    if (raw.content_length or 0) > MAX_BODY_BYTES:
+        raise Problem(413, f"the body is over the {MAX_BODY_BYTES} byte limit")
+    body: bytes = await raw.content.read(MAX_BODY_BYTES + 1)
+    return body
+
+
+async def _publish(view: web.View, event: TokenEvent, outcome: str) -> web.Response:
+    try:
+        where = await publish_token_event(context_of(view).tokens_topic, event)
+    except KafkaError as exc:
+        log.error("could not publish token event for user %s: %r", event.user_id, exc)
+        return view.error(503, "the token could not be stored; try again later")
+    return view.json(
+        {
+            "status": outcome,
+            "user_id": event.user_id,
+            "device_id": event.device_id,
+            **where,
+        },
+        status=202,
+    )

@@ -1,0 +1,46 @@
+"""A user's devices: what a registration or a removal does to them.
+
+The tokens table (:mod:`tables.tokens`) holds, per user, a map
+``device_id -> {"token", "platform", "updated_at"}``; these functions compute
+the next map from the previous one and an event, without touching the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.domain.records import TokenEvent
+
+Devices = dict[str, dict[str, Any]]
+
+
+def apply_token_event(
+    devices: Devices | None, event: TokenEvent, max_devices: int
+) -> tuple[Devices, list[str]]:
+    """The user's devices after ``event``, and the device ids evicted to fit.
+
+    A registration replaces the device's token; ``token=None`` removes the
+    device.  Past ``max_devices`` the devices with the oldest ``updated_at``
+    go first.  The input mapping is never changed.
+    """
+    result = dict(devices or {})
+    if event.token is None:
+        result.pop(event.device_id, None)
+        return result, []
+    result[event.device_id] = {
+        "token": event.token,
+        "platform": event.platform,
+        "updated_at": event.updated_at,
+    }
+    evicted: list[str] = []
+    if len(result) > max_devices:
+        by_age = sorted(result, key=lambda d: (result[d]["updated_at"], d))
+        evicted = [d for d in by_age if d != event.device_id][: len(result) - max_devices]
+        for device_id in evicted:
+            del result[device_id]
+    return result, evicted
+
+
+def tokens_of(devices: Devices | None) -> list[tuple[str, str]]:
+    """``(device_id, token)`` pairs in a stable order."""
+    return sorted((d, info["token"]) for d, info in (devices or {}).items())

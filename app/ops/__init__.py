@@ -1,0 +1,1 @@
+"""Operating the worker: readiness, metrics, table sizes, consumer lag and logs."""

@@ -1,0 +1,54 @@
+"""A token event applied to its user's devices, releasing payments that waited for one."""
+
+from __future__ import annotations
+
+import logging
+
+from app.domain.devices import apply_token_event, tokens_of
+from app.domain.partitioning import user_key
+from app.domain.records import TokenEvent
+from app.domain.timing import iso_to_ms
+from app.notify.base import Notifier
+from app.ops import metrics
+from app.streams.context import PartitionTables, Rules
+from app.streams.partition import PartitionState
+from app.streams.payments import release_pending
+
+log = logging.getLogger(__name__)
+
+
+async def on_token(
+    event: TokenEvent,
+    tables: PartitionTables,
+    state: PartitionState,
+    rules: Rules,
+    notifier: Notifier,
+) -> None:
+    """Apply a registration or removal; a user's first token releases their pending payments."""
+    now = state.advance(iso_to_ms(event.updated_at))
+    devices = apply_token(event, tables, rules)
+    if devices:
+        await release_pending(event.user_id, devices, now, tables, rules, notifier)
+
+
+def apply_token(event: TokenEvent, tables: PartitionTables, rules: Rules) -> list[tuple[str, str]]:
+    """Write the user's devices after ``event``; return them as ``(device_id, token)``."""
+    key = user_key(event.user_id)
+    devices, evicted = apply_token_event(tables.tokens.get(key), event, rules.max_devices)
+    for device_id in evicted:
+        log.warning(
+            "user %s has over %d devices: evicted device %s, the oldest",
+            event.user_id,
+            rules.max_devices,
+            device_id,
+        )
+        metrics.tokens_removed.labels("evicted").inc()
+    if event.token is None:
+        metrics.tokens_removed.labels("deleted").inc()
+    else:
+        metrics.tokens_registered.inc()
+    if devices:
+        tables.tokens[key] = devices
+    elif key in tables.tokens:
+        del tables.tokens[key]
+    return tokens_of(devices)
