@@ -461,12 +461,17 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One ``messages:send`` request and how it was answered (status 0: connection dropped)."""
+    """One ``messages:send`` request and how it was answered.
+
+    ``status`` 0 means no answer: the connection was dropped or the request hung.
+    """
 
     at: float
     token: str | None
     status: int
     error_code: str | None
+    #: The request's ``message`` as sent (None if the body was not JSON).
+    message: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -756,19 +761,20 @@ class FakeFcm:
         except ValueError:
             body = None
         message = body.get("message") if isinstance(body, dict) else None
-        token = message.get("token") if isinstance(message, dict) else None
+        message = message if isinstance(message, dict) else None
+        token = message.get("token") if message is not None else None
         token = token if isinstance(token, str) else None
 
         def answer(status: int, data: Mapping[str, Any], **headers: str) -> web.Response:
             error = data.get("error", {})
             codes = [d.get("errorCode") for d in error.get("details", ()) if "errorCode" in d]
             label = codes[0] if codes else error.get("status")
-            self.attempts.append(Attempt(arrived, token, status, label))
+            self.attempts.append(Attempt(arrived, token, status, label, message))
             return web.json_response(data, status=status, headers=headers)
 
         if self._in_outage() and script.outage_kind == "refuse":
             # A keep-alive connection survives the closed port: drop it too.
-            self.attempts.append(Attempt(arrived, token, 0, "connection_dropped"))
+            self.attempts.append(Attempt(arrived, token, 0, "connection_dropped", message))
             if request.transport is not None:
                 request.transport.abort()
             return web.Response(status=503)
@@ -805,7 +811,7 @@ class FakeFcm:
         invalid = check_send_body(body)
         if invalid is not None:
             return answer(400, invalid.body())
-        assert isinstance(message, dict)
+        assert message is not None
 
         retry_after = {"Retry-After": script.retry_after} if script.retry_after else {}
         if self._in_outage():
@@ -831,7 +837,7 @@ class FakeFcm:
         draw = self._rng.random()
         if draw < script.share_timeout:
             # Recorded now: the client gives up first, and its leaving cancels this handler.
-            self.attempts.append(Attempt(arrived, token, 0, "timeout"))
+            self.attempts.append(Attempt(arrived, token, 0, "timeout", message))
             await self._pause(script.hang_s)
             return web.json_response(_unavailable(), status=503)
         draw -= script.share_timeout
