@@ -992,6 +992,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--unregistered", action="append", dest="unregistered_tokens", metavar="TOKEN"
     )
+    parser.add_argument("--retry-after", help="Retry-After of 429s and outage 503s")
+    parser.add_argument("--outage-after", type=float, dest="outage_after_s")
+    parser.add_argument("--outage-for", type=float, dest="outage_for_s")
+    parser.add_argument("--outage-kind", choices=("503", "refuse"))
+    parser.add_argument("--error-mode", choices=("SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR"))
     return parser
 
 
@@ -1005,6 +1010,11 @@ _SCRIPT_FLAGS = (
     "hang_s",
     "token_expires_in_s",
     "unregistered_tokens",
+    "retry_after",
+    "outage_after_s",
+    "outage_for_s",
+    "outage_kind",
+    "error_mode",
 )
 
 
