@@ -429,4 +429,5 @@ async def test_the_command_line_fake_serves_a_real_sender(tmp_path):
         assert sender.project_id == "demo"
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        process.communicate(timeout=10)
+    assert process.returncode == 0
