@@ -137,3 +137,19 @@ def test_the_readme_lists_every_setting():
     section = section[: section.index("\n## ", 1)]
     missing = {name for name in config_env_names() if f"`{name}`" not in section}
     assert not missing, f"README's Configuration lacks {sorted(missing)}"
+
+
+def test_the_wheel_and_the_image_get_every_package():
+    import tomllib
+
+    from setuptools import find_packages
+
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    packaged = set(find_packages(str(REPO), include=find["find"]["include"]))
+    on_disk = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("app", "tables")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert on_disk and on_disk <= packaged, sorted(on_disk - packaged)
+    assert not any(name.startswith("tests") for name in packaged)
