@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import faust
 from faust.types.auth import CredentialsT
@@ -14,7 +14,6 @@ from faust.types.web import Web
 from app.config import Settings
 from app.faust_fixes.cli_datadir import CliSettingsWorker
 from app.faust_fixes.recovery_sleep import TableManagerWithoutSleep
-from app.faust_fixes.stale_events import StaleEvent
 from app.faust_fixes.transport import Transport
 from app.kafka.admin import ensure_topics
 from app.kafka.security import ssl_context, uses_sasl
@@ -23,8 +22,31 @@ from app.ops.readiness import StartupFlags
 from tables.store import BulkRestoreTable
 
 
+class Engine(Protocol):
+    """What the app tells the join's engine (:class:`app.streams.engine.Engine`)."""
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The input topics it reads itself."""
+
+    def highwater(self, tp: Any) -> int | None:
+        """An input partition's high watermark."""
+
+    def on_assigned(self, assigned: Iterable[Any]) -> None:
+        """The group gave this worker ``assigned``."""
+
+    def on_ready(self) -> None:
+        """The assignment's tables are recovered."""
+
+    async def drain(self) -> None:
+        """Finish the batch in progress and stop taking records."""
+
+    async def stop(self) -> None:
+        """Drain and close."""
+
+
 class PushesApp(faust.App):
-    """The Faust app, with its settings, and a topic check before any consumer starts."""
+    """The Faust app, with its settings, the join's engine, and a topic check at start."""
 
     def __init__(self, settings: Settings, middlewares: Sequence[Any], **kwargs: Any) -> None:
         super().__init__(settings.app_id, **kwargs)
@@ -32,7 +54,21 @@ class PushesApp(faust.App):
         self.settings = settings
         #: Facts of the start-up that Faust keeps no flag for (see /readyz).
         self.startup = StartupFlags()
+        #: The join, which reads its inputs itself (set by the composition root).
+        self.engine: Engine | None = None
         self._middlewares = list(middlewares)
+
+    def on_rebalance_end(self) -> None:
+        """The tables of the new assignment are recovered ("Worker ready"): the join resumes."""
+        super().on_rebalance_end()
+        if self.engine is not None:
+            self.engine.on_ready()
+
+    async def on_stop(self) -> None:
+        """Let the join finish its batch before Faust commits and leaves the group."""
+        if self.engine is not None:
+            await self.engine.stop()
+        await super().on_stop()
 
     async def on_first_start(self) -> None:
         """Create and check the topics first: Faust itself checks no partition counts."""
@@ -117,5 +153,4 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> PushesApp
         web_router_enabled=False,
         autodiscover=False,
         Worker=PushesWorker,
-        Event=StaleEvent,
     )

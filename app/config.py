@@ -52,6 +52,10 @@ class Settings:
     # the batch wrote.  A crash can repeat at most one batch's notifications.
     batch_max_records: int = 500
     batch_wait_ms: int = 5
+    # Inputs are processed in timestamp order; an input with nothing buffered
+    # but known lag is always waited for.  This waits for inputs without known
+    # lag too (late producers), up to this long; -1 never waits at all.
+    max_task_idle_ms: int = 0
     # Process a record off its user's partition at once when this worker owns
     # that partition, instead of forwarding it through the canonical topic.
     skip_local_hops: bool = True
@@ -128,6 +132,9 @@ class Settings:
                 env, "PUSHES_BATCH_MAX_RECORDS", defaults.batch_max_records, 1, 100_000
             ),
             batch_wait_ms=_int(env, "PUSHES_BATCH_WAIT_MS", defaults.batch_wait_ms, 1, 10_000),
+            max_task_idle_ms=_int(
+                env, "PUSHES_MAX_TASK_IDLE_MS", defaults.max_task_idle_ms, -1, 3_600_000
+            ),
             skip_local_hops=_flag(env, "PUSHES_SKIP_LOCAL_HOPS", defaults.skip_local_hops),
             producer_linger_ms=_int(
                 env, "PUSHES_PRODUCER_LINGER_MS", defaults.producer_linger_ms, 0, 1000

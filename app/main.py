@@ -2,9 +2,9 @@
 
 ``faust -A app worker`` asks the ``app`` package for ``app``, which imports
 this module (see :mod:`app`): the settings are read from the environment
-once, the Faust app is built, and the topics, tables, agents, views, metrics
-and commands are declared on it.  Everything else takes what it needs as
-arguments.
+once, the Faust app is built, and the topics, tables, the join's engine,
+views, metrics and commands are declared on it.  Everything else takes what
+it needs as arguments.
 """
 
 from __future__ import annotations
@@ -19,18 +19,13 @@ from app.api.middleware import middlewares
 from app.application import create_app
 from app.cli import commands  # noqa: F401  (defining the commands registers them)
 from app.config import Settings
-from app.faust_fixes.skipped_records import OffsetTracker
 from app.faust_fixes.transport import Consumer
 from app.notify.log import LogNotifier
 from app.ops.collectors import LagCollector, TableCollector
 from app.ops.metrics import REGISTRY
 from app.ops.readiness import ReadinessState
-from app.streams import agents
-from app.streams.batches import Batches
-from app.streams.context import PartitionTables
-from app.streams.deadletters import DeadLetters
-from app.streams.placement import Placement
-from app.topics import TopicNames, Topics
+from app.streams.engine import Engine
+from app.topics import PENDING_TABLE, SENT_TABLE, TOKENS_TABLE, TopicNames, Topics
 from tables import pending, sent, tokens
 
 settings = Settings.from_env()
@@ -46,21 +41,19 @@ def _consumer() -> Consumer:
     return cast(Consumer, app.consumer)
 
 
-offsets = OffsetTracker(lambda tp: _consumer().committed_offset(tp))
-join = agents.Join(
+engine = Engine(
     settings=settings,
-    topics=topics,
-    tables=PartitionTables(tokens=tokens_table, sent=sent_table, pending=pending_table),
+    names=topics.names,
+    tables={TOKENS_TABLE: tokens_table, SENT_TABLE: sent_table, PENDING_TABLE: pending_table},
     notifier=LogNotifier(fields=settings.log_format == "json"),
-    dead_letters=DeadLetters(settings, topics.dead_letters),
-    placement=Placement(
-        canonical_topics=topics.names.canonical,
-        table_partitions=settings.partitions,
-        skip_local_hops=settings.skip_local_hops,
-        source_partitions=lambda topic: app.consumer.topic_partitions(topic) or 0,
-    ),
+    progress=_consumer,
 )
-agents.register(app, topics, join, Batches(settings, _consumer, offsets, sent_table.acknowledged))
+app.engine = engine
+# The group member subscribes to the inputs (so that they are assigned with
+# the tables' partitions) but never fetches them: the engine reads them.
+for source in (topics.token_sources, topics.payment_sources):
+    app.topics.add(source)
+app.task(engine.run)
 
 
 def _readiness() -> ReadinessState:
@@ -84,6 +77,4 @@ REGISTRY.register(LagCollector(app))
 async def _on_assigned(sender: Any, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
     # Even an empty assignment means the group took this worker in.
     app.startup.joined_group = True
-    join.on_assigned(frozenset(app.consumer.assignment()))
-    # Every partition restarts at its committed offset.
-    offsets.reset()
+    engine.on_assigned(app.consumer.assignment())

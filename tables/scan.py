@@ -25,8 +25,11 @@ def scan_partition(
 ) -> list[tuple[bytes, bytes]]:
     """Up to ``limit`` raw ``(key, value)`` pairs of ``partition`` after key ``after``."""
     db = _db(table, partition)
-    if db is None:
-        return []
+    return [] if db is None else scan_db(db, after, limit)
+
+
+def scan_db(db: Any, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+    """Up to ``limit`` raw ``(key, value)`` pairs of one partition database after key ``after``."""
     found: list[tuple[bytes, bytes]] = []
     for key, value in db.items(from_key=after):
         if key in (after, _FAUST_OFFSET_KEY):

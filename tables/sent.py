@@ -4,9 +4,7 @@ Key: ``payment_id \\x1f status`` (:func:`app.domain.dedup.sent_key`).  Value:
 ``{"at": event time in epoch ms, "devices": [...] | null}``
 (:data:`app.domain.dedup.SentRecord`).  Written on the user's canonical
 partition, like the tokens, so a payment and its record always meet in the
-same partition database.  Its changelog writes can be awaited
-(:class:`tables.store.AcknowledgedTable`): each batch waits for them before
-its source offsets become committable.
+same partition database.
 """
 
 from __future__ import annotations
@@ -14,21 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
-from app.domain.dedup import SentRecord
 from app.topics import SENT_TABLE
-from tables.store import AcknowledgedTable, rocksdb_options
+from tables.store import declare_table
 
 
-def declare(app: Any, settings: Settings) -> AcknowledgedTable[bytes, SentRecord]:
+def declare(app: Any, settings: Settings) -> Any:
     """The sent table of ``app``."""
-    table: AcknowledgedTable[bytes, SentRecord] = AcknowledgedTable(
+    return declare_table(
         app,
-        name=SENT_TABLE,
-        beacon=app.tables.beacon,
-        partitions=settings.partitions,
-        options=rocksdb_options(settings),
-        key_type=bytes,
-        help="Payment outcomes already handled: payment/status -> {at, devices}.",
+        SENT_TABLE,
+        settings,
+        "Payment outcomes already handled: payment/status -> {at, devices}.",
     )
-    app.tables.add(table)
-    return table

@@ -20,40 +20,32 @@ Three things Faust's RocksDB tables do not do on their own:
   comes back empty) is left to Faust's recovery in the same way.  The copy
   runs inside the rebalance callback, before Faust's recovery reads the
   stored offsets; the worker is not ready (``/readyz``) until both are done.
-- **Awaitable changelog writes** (:class:`AcknowledgedTable`).  Faust only
-  enqueues a table's changelog record.  A notification logged while its
-  "sent" record still sits in a send buffer is repeated by the next owner of
-  the partition after a crash; the stream handlers await the writes once per
-  batch, which keeps that window to one batch's notifications.
-
-And one thing Faust decides for us: a table read or write inside an agent
-uses the database and changelog partition of the *current event*.
-:func:`on_partition` and :func:`on_event` set that event, for records
-processed on another partition than the one they were read from.
+- **The join's own reads and writes** (:class:`PartitionStore`).  The join
+  does not write through Faust's table API, which sends a changelog record
+  per write and uses the partition of the *current event*: it reads one
+  partition's database directly, and writes each batch's changes to the
+  changelog itself (:mod:`app.streams.task`) and then here, in one RocksDB
+  write batch together with the changelog offset they reach, as Faust's
+  store keeps it.  Faust's recovery and standbys read that offset as usual.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from types import SimpleNamespace
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores import rocksdb
-from faust.streams import _current_event, current_event
-from faust.types import TP, EventT, FutureMessage, StoreT
+from faust.types import TP, StoreT
 from rocksdict import WriteBatch, WriteOptions
 from yarl import URL
 
 from app.config import Settings
 from app.kafka.reader import standalone_consumer
+from tables.scan import scan_db
 
 log = logging.getLogger(__name__)
 
@@ -287,32 +279,6 @@ class BulkRestoreTable(faust.Table[KT, VT]):
         return store  # type: ignore[no-any-return]
 
 
-class AcknowledgedTable(BulkRestoreTable[KT, VT]):
-    """A table whose changelog writes can be awaited until Kafka has them."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._unacknowledged: list[FutureMessage] = []
-
-    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
-        """Enqueue the changelog record, and remember it until acknowledged."""
-        pending: FutureMessage = super().send_changelog(*args, **kwargs)
-        self._unacknowledged.append(pending)
-        return pending
-
-    async def acknowledged(self) -> None:
-        """Wait until Kafka has every changelog record written so far.
-
-        Both agents call this; each waits for everything written before its
-        call, including the other's records, and only finished ones are dropped.
-        """
-        waiting = self._unacknowledged
-        if not waiting:
-            return
-        await asyncio.gather(*waiting)
-        self._unacknowledged = [pending for pending in self._unacknowledged if not pending.done()]
-
-
 def declare_table(app: Any, name: str, settings: Settings, help: str) -> Any:
     """A RocksDB table of ``app`` keyed by raw bytes, with the bounded options."""
     return app.Table(
@@ -337,48 +303,38 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _OnPartition:
-    """Stands in for the current event so that Faust's tables use ``message.partition``."""
+class PartitionStore:
+    """The local database of one table partition, for the join's reads and batched writes."""
 
-    message: Any
+    def __init__(self, table: Any, partition: int) -> None:
+        store = table.data
+        self.partition = partition
+        #: The table's changelog topic: its partition ``partition`` mirrors this database.
+        self.changelog = table.changelog_topic.get_topic_name()
+        self._db = store._db_for_partition(partition)
+        self._offset_key: bytes = store.offset_key
 
+    def get(self, key: bytes) -> bytes | None:
+        """The raw value of ``key``, or ``None``."""
+        value: bytes | None = self._db.get(key)
+        return value
 
-@contextmanager
-def on_event(event: EventT[Any]) -> Iterator[None]:
-    """Make table reads and writes use ``event``'s partition (a batch sets no current event)."""
-    reset = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(reset)
+    def scan(self, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` raw ``(key, value)`` pairs after key ``after``, in key order."""
+        return scan_db(self._db, after, limit)
 
+    def write(self, writes: Iterable[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
+        """Apply ``writes`` (``None`` deletes) and the changelog offset they reach, atomically.
 
-@contextmanager
-def on_partition(topic: str, partition: int) -> Iterator[None]:
-    """Make table reads and writes use ``partition``'s databases and changelog.
-
-    Faust takes the partition from the current event, which is the source
-    record's; a record processed for a partition it was not read from needs
-    the other one, as if read from ``topic`` (a canonical topic: Faust checks
-    that topic's partition count against the tables').
-    """
-    event = current_event()
-    if event is None or (event.message.topic, event.message.partition) == (topic, partition):
-        yield
-        return
-    message = event.message
-    stand_in = _OnPartition(
-        SimpleNamespace(
-            topic=topic,
-            partition=partition,
-            tp=TP(topic, partition),
-            offset=message.offset,
-            timestamp=message.timestamp,
-        )
-    )
-    reset = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(reset)
+        Without the write-ahead log: the data and its offset are one batch,
+        so a crash loses both together and recovery reads the changelog
+        from the offset the database still has.
+        """
+        batch = WriteBatch(raw_mode=True)
+        for key, value in writes:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(self._offset_key, str(changelog_offset).encode())
+        self._db.write(batch, _NO_WAL)

@@ -7,14 +7,12 @@ from typing import ClassVar
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.transports import ConsumerT, ProducerT
 
-from app.faust_fixes.commit_gap import CommitGapFix
+from app.faust_fixes.engine_inputs import EngineInputsFix
 from app.faust_fixes.fetch_wait import FetchWaitFix
-from app.faust_fixes.skipped_records import MarkProcessedFix
-from app.faust_fixes.stale_events import AbandonFix
 from app.faust_fixes.topic_redeclare import Producer
 
 
-class Consumer(CommitGapFix, AbandonFix, MarkProcessedFix, FetchWaitFix):
+class Consumer(EngineInputsFix, FetchWaitFix):
     """Faust's aiokafka consumer with every consumer fix of this package."""
 
 

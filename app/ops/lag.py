@@ -23,13 +23,18 @@ def partition_lags(app: Any) -> dict[tuple[str, int], int]:
     them, their progress is table recovery (see ``/readyz``).
     """
     consumer = app.consumer
+    engine = app.engine
     changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values()}
     lags = {}
     for tp in consumer.assignment():
         if tp.topic in changelogs:
             continue
         try:
-            highwater = consumer.highwater(tp)
+            # The join reads its inputs itself: only it knows their high watermarks.
+            if engine is not None and tp.topic in engine.topics:
+                highwater = engine.highwater(tp)
+            else:
+                highwater = consumer.highwater(tp)
         except Exception:  # not fetched yet, or the consumer is restarting
             continue
         lag = consumer_lag(highwater, consumer.committed_offset(tp))

@@ -1,29 +1,42 @@
 """What a stream handler works with: one partition's tables and the join's rules.
 
 The handlers (:mod:`app.streams.tokens`, :mod:`app.streams.payments`) take
-these as arguments.  In the worker the tables are Faust tables, whose reads
-and writes go to the partition of the record being processed
-(:func:`tables.store.on_partition`); in unit tests they are plain dicts.
+these as arguments.  In the worker each table is the partition's record
+cache (:class:`tables.cache.CachedTable`); in unit tests a plain dict.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from app.config import Settings
 from app.domain.dedup import SentRecord
 from app.domain.devices import Devices
 from app.domain.pending import Pending
 
+V = TypeVar("V", contravariant=True)
+
+
+class Table(Protocol[V]):
+    """What a handler does with a table: read, write and delete by key."""
+
+    def get(self, key: bytes, default: Any = None) -> Any: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def __setitem__(self, key: bytes, value: V) -> None: ...
+
+    def __delitem__(self, key: bytes) -> None: ...
+
 
 @dataclass(frozen=True)
 class PartitionTables:
     """The three tables, as seen from one canonical partition."""
 
-    tokens: MutableMapping[bytes, Devices]
-    sent: MutableMapping[bytes, SentRecord]
-    pending: MutableMapping[bytes, Pending]
+    tokens: Table[Devices]
+    sent: Table[SentRecord]
+    pending: Table[Pending]
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 
 from app.config import Settings
 from app.domain.deadletter import SourceRecord, envelope, highest_offsets, letter_key
-from app.domain.records import InvalidRecord, decode_json
+from app.domain.records import InvalidRecord
 from app.kafka.admin import partition_counts
 from app.kafka.reader import standalone_consumer
-from app.ops import metrics
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # How far back the read-back looks on each dead-letter partition.  A replay
 # only repeats what was processed since the last offset commit (seconds), so
@@ -36,9 +32,9 @@ TAIL_RECORDS = 10_000
 class DeadLetters:
     """Writes dead letters once each; ``send`` is awaited until Kafka has it."""
 
-    def __init__(self, settings: Settings, topic: Any) -> None:
+    def __init__(self, settings: Settings, send: Callable[[bytes, bytes], Awaitable[None]]) -> None:
         self._settings = settings
-        self._topic = topic
+        self._send = send
         self._highest: dict[tuple[str, int], int] | None = None
 
     def forget(self) -> None:
@@ -53,8 +49,7 @@ class DeadLetters:
         if source.offset <= self._highest.get(tp, -1):
             return False
         body = json.dumps(envelope(source, error, datetime.now(timezone.utc))).encode()
-        pending = await self._topic.send(key=letter_key(source), value=body)
-        await pending
+        await self._send(letter_key(source), body)
         self._highest[tp] = source.offset
         return True
 
@@ -81,34 +76,3 @@ class DeadLetters:
             return highest_offsets(letters)
         finally:
             await consumer.stop()
-
-
-async def parse_or_dead_letter(
-    message: Any, parse: Callable[[Any], T], dead_letters: DeadLetters, max_bytes: int
-) -> T | None:
-    """The parsed record, or ``None`` after dead-lettering it.
-
-    A record no parser accepts never stops the stream: it is kept, once, on
-    the dead-letter topic for people, and processing goes on.
-    """
-    try:
-        return parse(decode_json(message.value, max_bytes))
-    except InvalidRecord as exc:
-        source = SourceRecord(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-            key=message.key,
-            value=message.value,
-        )
-        if await dead_letters.send(source, exc):
-            metrics.dead_letters.labels(message.topic, exc.code).inc()
-            log.warning(
-                "dead-lettered invalid record %s[%d]@%d: %s",
-                message.topic,
-                message.partition,
-                message.offset,
-                exc,
-            )
-        return None

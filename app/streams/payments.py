@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.domain.dedup import held, is_held, notified, notified_devices, sent_key
+from app.domain.dedup import held, notified, notified_devices, sent_key
 from app.domain.devices import tokens_of
 from app.domain.join import plan_deliveries
 from app.domain.messages import render_message
@@ -34,23 +34,28 @@ async def on_payment(
     rules: Rules,
     notifier: Notifier,
 ) -> None:
-    """Notify the user's devices of ``payment`` (event time ``happened_ms``) once each."""
+    """Notify the devices ``payment``'s user has at its event time ``happened_ms``.
+
+    Inputs are processed in event-time order, so the tokens table holds
+    exactly the devices registered before the payment.  A user without any
+    waits for one within the grace period (see :func:`release_pending`).  A
+    payment outcome seen before (a duplicate, a replay) changes nothing: its
+    first processing decided who gets it, whatever has been registered since.
+    """
     now = state.advance(happened_ms)
     key = sent_key(payment.payment_id, payment.status)
-    sent_record = tables.sent.get(key)
-    devices = tokens_of(tables.tokens.get(user_key(payment.user_id)))
-    if sent_record is None and not devices:
-        if grace_over(happened_ms, now, rules.grace_ms):
-            report_no_token(payment)
-        else:
-            keep_pending(payment, happened_ms, tables, rules)
-        tables.sent[key] = held(happened_ms)
-    elif is_held(sent_record) or not devices:
-        # Seen before and kept pending or reported, or notified to devices
-        # that are gone now: a replay changes nothing.
+    if tables.sent.get(key) is not None:
         metrics.duplicates_suppressed.inc()
+        return
+    devices = tokens_of(tables.tokens.get(user_key(payment.user_id)))
+    if devices:
+        await notify(payment, happened_ms, devices, frozenset(), tables, notifier)
+        return
+    if grace_over(happened_ms, now, rules.grace_ms):
+        report_no_token(payment)
     else:
-        await notify(payment, happened_ms, devices, notified_devices(sent_record), tables, notifier)
+        keep_pending(payment, happened_ms, tables, rules)
+    tables.sent[key] = held(happened_ms)
 
 
 async def notify(
@@ -109,7 +114,8 @@ def keep_pending(payment: Payment, happened_ms: int, tables: PartitionTables, ru
         rules.grace_ms // 1000,
     )
     for entry in dropped:
-        report_expired(entry, "over the limit of pending payments per user", "overflow")
+        if not notified_devices(tables.sent.get(_sent_key_of(entry))):
+            report_expired(entry, "over the limit of pending payments per user", "overflow")
 
 
 async def release_pending(
@@ -120,23 +126,36 @@ async def release_pending(
     rules: Rules,
     notifier: Notifier,
 ) -> None:
-    """Notify the payments waiting for ``user_id``'s token, now that it has ``devices``."""
+    """Send the payments waiting for ``user_id``'s devices to those not notified yet.
+
+    Every device registered within a payment's grace period gets it, not
+    only the first: a payment stays pending until its grace period ends, and
+    its sent record lists the devices already notified.
+    """
     key = user_key(user_id)
     entries = tables.pending.get(key)
     if not entries:
         return
     waiting, gone = split_due(entries, now_ms, rules.grace_ms)
-    for entry in gone:
-        report_expired(entry, "its grace period ended before a token came", "grace")
+    expire_pending(gone, tables)
     for entry in waiting:  # arrival order
         payment = parse_payment(entry["payment"])
         record = tables.sent.get(sent_key(payment.payment_id, payment.status))
         await notify(
             payment, entry["event_time"], devices, notified_devices(record), tables, notifier
         )
-    # Only now: after a crash above, the replayed token event finds the
-    # payments still pending, and the sent table skips what already went out.
-    del tables.pending[key]
+    if gone:
+        if waiting:
+            tables.pending[key] = waiting
+        else:
+            del tables.pending[key]
+
+
+def expire_pending(entries: list[dict[str, Any]], tables: PartitionTables) -> None:
+    """Report the pending payments whose grace ended without any device notified."""
+    for entry in entries:
+        if not notified_devices(tables.sent.get(_sent_key_of(entry))):
+            report_expired(entry, "its grace period ended before a token came", "grace")
 
 
 def report_no_token(payment: Payment) -> None:
@@ -162,3 +181,9 @@ def report_expired(entry: dict[str, Any], why: str, cause: str) -> None:
         payment["status"],
         why,
     )
+
+
+def _sent_key_of(entry: dict[str, Any]) -> bytes:
+    """The deduplication key of a pending entry's payment outcome."""
+    payment = entry["payment"]
+    return sent_key(payment["payment_id"], payment["status"])

@@ -152,8 +152,9 @@ def _run(
     token_events += len(aiokafka_records) + len(librdkafka_records)
     produce(namespace.tokens_topic, aiokafka_records)
     produce_librdkafka(namespace.tokens_topic, librdkafka_records)
-    # Every token event writes one changelog record: wait for all of them.
-    _wait(lambda: len(read_topic(f"{namespace.app_id}-tokens-changelog")) >= token_events, 180)
+    # Wait until the table holds every device: the changelog's last value per
+    # user (a batch writes each changed user once) lists all of them.
+    _wait(lambda: _devices_in_changelog(namespace) >= token_events, 180)
 
     # --- payments: known and unknown users, duplicates, bad records ----------
     expected: Counter[str] = Counter()
@@ -318,6 +319,13 @@ def _settle(condition: Any, progress: Any, quiet: float = 30.0) -> None:
         now = progress()
         if now != last:
             last, since = now, time.monotonic()
+
+
+def _devices_in_changelog(namespace: Namespace) -> int:
+    latest: dict[bytes | None, bytes | None] = {}
+    for record in read_topic(f"{namespace.app_id}-tokens-changelog"):
+        latest[record.key] = record.value
+    return sum(len(json.loads(value)) for value in latest.values() if value is not None)
 
 
 def _wait(condition: Any, timeout: float) -> None:

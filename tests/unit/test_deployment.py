@@ -141,7 +141,6 @@ def test_the_readme_lists_every_setting():
 
 def test_the_wheel_and_the_image_get_every_package():
     import tomllib
-
     from setuptools import find_packages
 
     find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]

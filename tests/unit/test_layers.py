@@ -30,7 +30,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("leaves", ["app.topics", "app.notify*", "app.ops", "app.ops.logs", "app.ops.readiness"]),
     ("metrics", ["app.ops.metrics"]),
     ("kafka", ["app.kafka*"]),
-    ("fixes and store", ["app.faust_fixes*", "tables", "tables.store", "tables.scan"]),
+    (
+        "fixes and store",
+        ["app.faust_fixes*", "tables", "tables.store", "tables.scan", "tables.cache"],
+    ),
     ("application", ["app.application"]),
     ("tables", ["tables.tokens", "tables.sent", "tables.pending"]),
     ("glue", ["app.streams*", "app.api*", "app.ops*", "app.cli*"]),

@@ -71,7 +71,7 @@ async def test_every_device_gets_a_payment_once_and_a_replay_sends_nothing():
     assert t.sent[sent_key("p1", "succeeded")] == notified(3_000, ["phone", "tablet"])
 
 
-async def test_a_payment_without_a_token_waits_and_goes_to_the_first_devices():
+async def test_a_payment_without_a_token_goes_to_every_device_registered_within_its_grace():
     t, state, sender = tables(), PartitionState(), Recorder()
     await on_payment(payment("p1"), 1_000, t, state, RULES, sender)
     assert sender.sent == []
@@ -79,7 +79,13 @@ async def test_a_payment_without_a_token_waits_and_goes_to_the_first_devices():
     assert t.sent[sent_key("p1", "succeeded")] == held(1_000)
 
     await on_token(token("phone", "tok-p", 1_000 + MINUTE), t, state, RULES, sender)
-    assert sender.sent == [("tok-p", message("p1"))]
+    await on_token(token("tablet", "tok-t", 1_000 + 2 * MINUTE), t, state, RULES, sender)
+    assert sender.sent == [("tok-p", message("p1")), ("tok-t", message("p1"))]
+    assert t.sent[sent_key("p1", "succeeded")] == notified(1_000, ["phone", "tablet"])
+    # It waits until its grace ends; then a device registered later gets nothing.
+    assert user_key("u1") in t.pending
+    await on_token(token("watch", "tok-w", 1_000 + RULES.grace_ms + 1), t, state, RULES, sender)
+    assert [tok for tok, _ in sender.sent] == ["tok-p", "tok-t"]
     assert user_key("u1") not in t.pending
 
 
@@ -118,15 +124,21 @@ async def test_pending_payments_over_the_limit_drop_the_oldest():
     assert sender.sent == [("tok-p", message("p1")), ("tok-p", message("p2"))]
 
 
-async def test_a_device_that_failed_is_not_remembered_and_gets_the_replay():
+async def test_a_device_that_failed_is_not_remembered_as_notified():
     t, state = tables(), PartitionState()
     await on_token(token("a", "tok-a", 1_000), t, state, RULES, Recorder())
     await on_token(token("b", "tok-b", 1_000), t, state, RULES, Recorder())
     await on_payment(payment("p1"), 2_000, t, state, RULES, Recorder(frozenset({"tok-b"})))
     assert t.sent[sent_key("p1", "succeeded")] == notified(2_000, ["a"])
-    retry = Recorder()
-    await on_payment(payment("p1"), 2_000, t, state, RULES, retry)
-    assert retry.sent == [("tok-b", message("p1"))]
+
+
+async def test_a_replay_sends_nothing_even_to_devices_registered_since():
+    t, state, sender = tables(), PartitionState(), Recorder()
+    await on_token(token("a", "tok-a", 1_000), t, state, RULES, sender)
+    await on_payment(payment("p1"), 2_000, t, state, RULES, sender)
+    await on_token(token("b", "tok-b", 3_000), t, state, RULES, sender)
+    await on_payment(payment("p1"), 2_000, t, state, RULES, sender)
+    assert sender.sent == [("tok-a", message("p1"))]
 
 
 async def test_devices_past_the_limit_evict_the_oldest_and_removals_empty_the_user():
@@ -139,9 +151,13 @@ async def test_devices_past_the_limit_evict_the_oldest_and_removals_empty_the_us
     assert user_key("u1") not in t.tokens
 
 
-def _scan(table: dict[bytes, Any], partition: int, after: bytes | None, limit: int):
-    keys = sorted(k for k in table if after is None or k > after)[:limit]
-    return [(k, json.dumps(table[k]).encode()) for k in keys]
+def scanner(t: PartitionTables):
+    def scan(name: str, after: bytes | None, limit: int):
+        table: dict[bytes, Any] = getattr(t, name)
+        keys = sorted(k for k in table if after is None or k > after)[:limit]
+        return [(k, json.dumps(table[k]).encode()) for k in keys]
+
+    return scan
 
 
 class Clock:
@@ -156,12 +172,12 @@ class Clock:
 async def test_sweeps_drop_expired_state_at_most_every_interval(elapsed, swept):
     t, state, sender, clock = tables(), PartitionState(), Recorder(), Clock()
     await on_payment(payment("old"), 1_000, t, state, RULES, sender)  # pending, held
-    sweep(0, t, state, RULES, _scan, clock)  # the first sweep runs at once: nothing is old
+    sweep(t, state, RULES, scanner(t), clock)  # the first sweep runs at once: nothing is old
     assert sent_key("old", "succeeded") in t.sent and t.pending
 
     state.advance(1_000 + RULES.retention_ms + 1)
     clock.now += elapsed
-    sweep(0, t, state, RULES, _scan, clock)
+    sweep(t, state, RULES, scanner(t), clock)
     assert (sent_key("old", "succeeded") not in t.sent) is swept
     assert (user_key("u1") not in t.pending) is swept
 

@@ -1,0 +1,339 @@
+"""The join's engine: inputs in timestamp order, batches of work, one wait for Kafka each.
+
+The worker's Faust consumer is the group member: it gets the partitions,
+recovers the tables and commits offsets.  The engine reads the assigned
+input partitions itself (:class:`app.kafka.intake.Intake`, from the
+committed offsets once the tables are recovered) and:
+
+1. parses each record once as it arrives (:mod:`app.streams.items`) and
+   buffers it per input partition;
+2. takes records across all its inputs in timestamp order, tokens before
+   payments on a tie, waiting for an input that has lag but nothing buffered
+   (:mod:`app.domain.ordering`);
+3. processes a batch of them: a record on its user's canonical partition, or
+   on another partition this worker owns, goes to that partition's task
+   (:mod:`app.streams.task`); any other is forwarded, with its timestamp,
+   to the canonical topic; a record no parser accepts is dead-lettered;
+4. sends the batch's writes (each task's changed keys once, the forwarded
+   records) in record batches and waits until Kafka has all of them, writes
+   the tasks' RocksDB batches with the changelog offsets, and only then marks
+   the batch's input offsets done, for the consumer's next commit.
+
+A crash can therefore repeat at most one batch's notifications.  A
+rebalance first lets the batch in progress finish (:meth:`Engine.drain`);
+the consumer commits before it gives the partitions up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from app.config import Settings
+from app.domain.deadletter import SourceRecord
+from app.domain.ordering import Merge
+from app.domain.partitioning import hop_target, user_key
+from app.domain.records import InvalidRecord, Payment
+from app.kafka.intake import Intake
+from app.kafka.writer import Writer
+from app.notify.base import Notifier
+from app.ops import metrics
+from app.streams.context import Rules
+from app.streams.deadletters import DeadLetters
+from app.streams.items import Item, read_payment, read_token
+from app.streams.task import PartitionTask, Staged
+from app.topics import TABLES, TopicNames
+from tables.store import PartitionStore
+
+log = logging.getLogger(__name__)
+
+#: Records buffered per input partition before the engine stops fetching it.
+BUFFER_PER_INPUT = 5_000
+#: Records handed over per fetch.
+FETCH_RECORDS = 10_000
+#: How long a fetch waits for records when none is ready to process.
+IDLE_FETCH_MS = 100
+#: How long to wait before sending a batch's writes again after Kafka refused them.
+RETRY_SEND_S = 1.0
+
+
+class Progress(Protocol):
+    """Where the engine reports the input offsets it has finished (the group member)."""
+
+    def mark_done(self, tp: TopicPartition, next_offset: int) -> None:
+        """Everything of ``tp`` before ``next_offset`` is processed and its writes are in Kafka."""
+
+    def committed_offset(self, tp: Any) -> int | None:
+        """The offset the group resumes ``tp`` from."""
+
+
+class Engine:
+    """Reads, orders and processes the join's inputs on the partitions this worker owns."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        names: TopicNames,
+        tables: Mapping[str, Any],
+        notifier: Notifier,
+        progress: Callable[[], Progress],
+        intake: Intake | None = None,
+        writer: Writer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._names = names
+        self._tables = dict(tables)
+        self._notifier = notifier
+        self._progress = progress
+        self._rules = Rules.of(settings)
+        self.intake = intake or Intake(settings)
+        self.writer = writer or Writer(settings)
+        self._dead_letters = DeadLetters(settings, self._send_letter)
+        self._monotonic = monotonic
+        self._batch_max = settings.batch_max_records
+        # A record off its user's partition is processed here at once when this
+        # worker owns that partition, unless told to measure the hop.
+        self._skip_local_hops = settings.skip_local_hops
+        self._merge: Merge[TopicPartition, Item] = Merge(settings.max_task_idle_ms)
+        self._tasks: dict[int, PartitionTask] = {}
+        self._readers = {
+            names.tokens: read_token,
+            names.tokens_canonical: read_token,
+            names.payments: read_payment,
+            names.payments_canonical: read_payment,
+        }
+        self._canonical = {
+            names.tokens: names.tokens_canonical,
+            names.tokens_canonical: names.tokens_canonical,
+            names.payments: names.payments_canonical,
+            names.payments_canonical: names.payments_canonical,
+        }
+        self._assigned: frozenset[TopicPartition] = frozenset()
+        self._positions: dict[TopicPartition, int] | None = None
+        self._generation = 0
+        self._live = asyncio.Event()
+        self._busy = asyncio.Lock()
+        self._started = False
+        self._stopping = False
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics the engine reads (the group member must not fetch them)."""
+        return frozenset(self._readers)
+
+    def highwater(self, tp: Any) -> int | None:
+        """The high watermark of an input partition, as of the engine's last fetch."""
+        return self.intake.highwater(TopicPartition(tp.topic, tp.partition))
+
+    @property
+    def tasks(self) -> Mapping[int, PartitionTask]:
+        """The partition tasks of the current assignment."""
+        return self._tasks
+
+    # --- the rebalance protocol (called by the app) -----------------------------
+
+    def on_assigned(self, assigned: Iterable[Any]) -> None:
+        """The group gave this worker ``assigned``; the tables are not recovered yet."""
+        self._assigned = frozenset(TopicPartition(tp.topic, tp.partition) for tp in assigned)
+
+    def on_ready(self) -> None:
+        """The assignment's tables are recovered: read the inputs from the committed offsets."""
+        if self._stopping:
+            return
+        inputs = sorted(tp for tp in self._assigned if tp.topic in self._readers)
+        progress = self._progress()
+        positions = {tp: progress.committed_offset(tp) or 0 for tp in inputs}
+        partitions = sorted({tp.partition for tp in inputs if tp.topic in self._names.canonical})
+        self._tasks = {
+            p: PartitionTask(
+                p,
+                {name: PartitionStore(self._tables[name], p) for name in TABLES},
+                self._rules,
+                self._notifier,
+                self._monotonic,
+            )
+            for p in partitions
+        }
+        self._merge.assign(inputs, self._now_ms())
+        # Another worker may have dead-lettered records of partitions we own now.
+        self._dead_letters.forget()
+        self._generation += 1
+        # Seeked by run(), once the intake has started.
+        self._positions = positions
+        self._live.set()
+        log.info(
+            "join: reading %d input partitions for %d table partitions",
+            len(inputs),
+            len(partitions),
+        )
+
+    async def drain(self) -> None:
+        """Stop taking records; let the batch in progress finish; forget the assignment."""
+        self._live.clear()
+        self._generation += 1
+        async with self._busy:
+            for task in self._tasks.values():
+                task.forget()
+            self._tasks = {}
+            self._positions = None
+            self._merge.assign((), self._now_ms())
+
+    # --- life cycle -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Process batches until stopped (the app runs this as a task)."""
+        await self.intake.start()
+        await self.writer.start()
+        self._started = True
+        while not self._stopping:
+            await self._live.wait()
+            if self._stopping:
+                break
+            generation = self._generation
+            async with self._busy:
+                if self._positions is not None:
+                    self.intake.assign(self._positions)
+                    self._positions = None
+                if generation == self._generation and self._live.is_set():
+                    await self._step(generation)
+
+    async def stop(self) -> None:
+        """Finish the batch in progress and close the clients."""
+        self._stopping = True
+        await self.drain()
+        self._live.set()  # wake run() so that it ends
+        if self._started:
+            await self.writer.stop()
+            await self.intake.stop()
+
+    # --- one step -------------------------------------------------------------
+
+    async def _step(self, generation: int) -> None:
+        merge = self._merge
+        ready = merge.take(self._batch_max, self.intake.has_lag, self._now_ms())
+        if not ready:
+            await self._fetch(IDLE_FETCH_MS)
+            ready = merge.take(self._batch_max, self.intake.has_lag, self._now_ms())
+        elif len(ready) < self._batch_max:
+            await self._fetch(0)
+            ready += merge.take(self._batch_max - len(ready), self.intake.has_lag, self._now_ms())
+        if ready and generation == self._generation:
+            await self._process(ready, generation)
+
+    async def _fetch(self, timeout_ms: int) -> None:
+        merge = self._merge
+        wanted = [tp for tp in merge.inputs if merge.buffered(tp) < BUFFER_PER_INPUT]
+        fetched = await self.intake.fetch(wanted, timeout_ms, FETCH_RECORDS)
+        max_bytes = self._settings.max_record_bytes
+        for tp, records in fetched.items():
+            read = self._readers[tp.topic]
+            merge.add(tp, [read(record, max_bytes) for record in records])
+
+    async def _process(self, batch: list[tuple[TopicPartition, Item]], generation: int) -> None:
+        touched: dict[int, PartitionTask] = {}
+        forwards: list[tuple[TopicPartition, bytes, bytes | None, int]] = []
+        done: dict[TopicPartition, int] = {}
+        for tp, item in batch:
+            parsed = item.parsed
+            record = item.record
+            if isinstance(parsed, InvalidRecord):
+                await self._dead_letter(record, parsed)
+            else:
+                partition = self._place(tp, parsed.user_id)
+                task = self._tasks.get(partition)
+                if task is None or not (partition == tp.partition or self._skip_local_hops):
+                    target = TopicPartition(self._canonical[tp.topic], partition)
+                    forwards.append(
+                        (target, user_key(parsed.user_id), record.value, record.timestamp)
+                    )
+                else:
+                    if isinstance(parsed, Payment):
+                        await task.on_payment(parsed, item.event_ms)
+                    else:
+                        await task.on_token(parsed)
+                    touched[partition] = task
+            done[tp] = record.offset + 1
+        for partition, owned in self._tasks.items():
+            if owned.state.stream_time:
+                owned.sweep()
+                touched[partition] = owned
+        if await self._write(forwards, touched.values(), generation):
+            progress = self._progress()
+            for tp, offset in done.items():
+                progress.mark_done(tp, offset)
+
+    def _place(self, tp: TopicPartition, user_id: str) -> int:
+        """The canonical partition of a record's user (its own, if it is there already)."""
+        if tp.topic in self._names.canonical:
+            return int(tp.partition)
+        target = hop_target(
+            user_id,
+            partition=tp.partition,
+            source_partitions=self.intake.partition_count(tp.topic),
+            table_partitions=self._settings.partitions,
+        )
+        return int(tp.partition) if target is None else target
+
+    async def _write(
+        self,
+        forwards: list[tuple[TopicPartition, bytes, bytes | None, int]],
+        tasks: Iterable[PartitionTask],
+        generation: int,
+    ) -> bool:
+        """Send the batch's writes until Kafka has them all, then persist the tables.
+
+        ``False`` when a rebalance took the partitions while Kafka refused them:
+        nothing is persisted or marked done, and the next owner does it again.
+        """
+        tasks = list(tasks)
+        while True:
+            writes = self.writer.writes()
+            for tp, key, value, timestamp in forwards:
+                await writes.add(tp, key, value, timestamp)
+            staged: list[tuple[PartitionTask, Staged]] = [
+                (task, await task.stage(writes)) for task in tasks
+            ]
+            try:
+                offsets = await writes.send() if writes else {}
+            except KafkaError as exc:
+                if generation != self._generation or self._stopping:
+                    return False
+                log.warning("join: Kafka refused a batch's writes (%r); sending it again", exc)
+                await asyncio.sleep(RETRY_SEND_S)
+                continue
+            for task, changed in staged:
+                task.persist(changed, offsets)
+            return True
+
+    async def _dead_letter(self, record: Any, error: InvalidRecord) -> None:
+        source = SourceRecord(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key,
+            value=record.value,
+        )
+        if await self._dead_letters.send(source, error):
+            metrics.dead_letters.labels(record.topic, error.code).inc()
+            log.warning(
+                "dead-lettered invalid record %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
+            )
+
+    async def _send_letter(self, key: bytes, value: bytes) -> None:
+        await self.writer.send_one(self._names.dead_letters, key, value)
+
+    def _now_ms(self) -> float:
+        return self._monotonic() * 1000

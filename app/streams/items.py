@@ -1,0 +1,75 @@
+"""A consumed record, parsed once, with the order key the merge sorts it by.
+
+The join parses every record when it arrives, so that its event time is
+known before it is ordered: ``occurred_at`` or ``updated_at`` when the record
+carries one, else its Kafka timestamp (never the time it is processed).  A
+record no parser accepts keeps its Kafka timestamp and its error; it is
+dead-lettered in its turn.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from app.domain.join import event_time_ms
+from app.domain.ordering import PAYMENT_RANK, TOKEN_RANK
+from app.domain.records import (
+    InvalidRecord,
+    Payment,
+    TokenEvent,
+    decode_json,
+    parse_payment,
+    parse_token_event,
+)
+from app.domain.timing import iso_to_ms
+
+
+def fast_loads(text: str) -> Any:
+    """:mod:`orjson`, with the standard decoder where the two would differ.
+
+    A fractional ``amount`` is decoded again with ``Decimal`` so that it keeps
+    every digit it was sent with, and invalid JSON gets the standard error.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, parse_float=Decimal)
+    if isinstance(value, dict) and isinstance(value.get("amount"), float):
+        return json.loads(text, parse_float=Decimal)
+    return value
+
+
+@dataclass(slots=True)
+class Item:
+    """One consumed record of the join, parsed."""
+
+    record: Any  # aiokafka's ConsumerRecord: topic, partition, offset, key, value, timestamp
+    event_ms: int
+    parsed: TokenEvent | Payment | InvalidRecord
+
+
+def read_token(record: Any, max_bytes: int) -> tuple[int, int, Item]:
+    """A token record as ``(event time, rank, item)`` for the merge."""
+    try:
+        received = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
+        event = parse_token_event(decode_json(record.value, max_bytes, fast_loads), now=received)
+    except InvalidRecord as exc:
+        return record.timestamp, TOKEN_RANK, Item(record, record.timestamp, exc)
+    event_ms = iso_to_ms(event.updated_at)
+    return event_ms, TOKEN_RANK, Item(record, event_ms, event)
+
+
+def read_payment(record: Any, max_bytes: int) -> tuple[int, int, Item]:
+    """A payment record as ``(event time, rank, item)`` for the merge."""
+    try:
+        payment = parse_payment(decode_json(record.value, max_bytes, fast_loads))
+    except InvalidRecord as exc:
+        return record.timestamp, PAYMENT_RANK, Item(record, record.timestamp, exc)
+    event_ms = event_time_ms(payment, record.timestamp / 1000)
+    return event_ms, PAYMENT_RANK, Item(record, event_ms, payment)
