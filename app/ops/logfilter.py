@@ -17,8 +17,10 @@ What counts as "the same record": the logger, the level and the message
 formatted before the log call (an f-string with a node id or an offset) is
 grouped like one with ``%s`` arguments.  The arguments themselves are ignored:
 ``Unable connect to node with id %s: %s`` is one error whatever node and errno
-it names.  Every known broker-connection message, from any of those loggers,
-is one group, "broker unreachable", summarised in those words.
+it names.  Every broker-connection message, from any logger, is one group,
+"broker unreachable", summarised in those words: the templates aiokafka logs
+only when a broker cannot be reached, and any message whose text names a
+connection error (``NodeNotReadyError``, ``KafkaConnectionError``, ...).
 
 Records below WARNING, and every record of the notification logger, pass
 untouched: the notification line is the product, and INFO lines are not the
@@ -55,8 +57,6 @@ BROKER_TEMPLATES = frozenset(
         "Unable connect to node with id %s: %s",
         "Unable to update metadata from %s",
         "Unable to request metadata from node with id %s: %r",
-        "Marking the coordinator dead (node %s)for group %s.",
-        "Heartbeat session expired - marking coordinator dead",
     }
 )
 
@@ -64,7 +64,8 @@ BROKER_TEMPLATES = frozenset(
 #: Templates such as "Failed fetch messages from %s: %s" or "Group Coordinator
 #: Request failed: %s" join the group only with one of these in their
 #: arguments: with another error (a coordinator still loading at start-up,
-#: say) they are no outage.
+#: say) they are no outage, and counting them in would hide the first line of
+#: an outage that follows within the interval.
 BROKER_MARKERS = (
     "NodeNotReadyError",
     "KafkaConnectionError",
@@ -111,12 +112,12 @@ class Group:
     first_seen: float
     last_seen: float
     window_start: float
-    #: The first record's level, logger and text, for the summaries.
-    levelno: int
+    #: The first record's logger and text, for the summaries.
     logger: str
     message: str
     suppressed_window: int = 0
     suppressed_total: int = 0
+    #: The highest level among the repeats since the last summary: the summary's level.
     level_window: int = field(default=logging.NOTSET)
 
     @property
@@ -180,7 +181,8 @@ class LogFloodFilter(logging.Filter):
         self.broker = broker or "(broker)"
         self.interval = interval
         self._clock = clock
-        self._exempt = tuple(exempt)
+        self._exempt = frozenset(exempt)
+        self._exempt_children = tuple(name + "." for name in self._exempt)
         self._min_level = min_level
         self._groups: dict[tuple[str, ...], Group] = {}
         # Summaries are written outside the lock: writing one goes through
@@ -188,7 +190,8 @@ class LogFloodFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def _is_exempt(self, name: str) -> bool:
-        return any(name == e or name.startswith(e + ".") for e in self._exempt)
+        # On the path of every notification line: kept to a set lookup.
+        return name in self._exempt or name.startswith(self._exempt_children)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Pass ``record`` unless it repeats a record of a group still repeating."""
@@ -209,7 +212,6 @@ class LogFloodFilter(logging.Filter):
                     first_seen=now,
                     last_seen=now,
                     window_start=now,
-                    levelno=record.levelno,
                     logger=record.name,
                     message=_message(record),
                 )

@@ -332,13 +332,15 @@ def test_a_general_template_is_a_broker_error_only_with_a_connection_error_in_it
 
 
 def test_a_start_up_error_does_not_hide_the_first_line_of_an_outage(setup):
+    # What a worker logs while the group coordinator is still loading.
     coordinator = setup.logger("aiokafka.consumer.group_coordinator")
     coordinator.error("Group Coordinator Request failed: %s", "GroupCoordinatorNotAvailableError")
+    coordinator.warning("Marking the coordinator dead (node %s)for group %s.", 1, "pushes")
     setup.clock.now += 10
     flood(setup, 5, per_second=10)
     lines = setup.lines()
-    assert len(lines) == 2
-    assert lines[1].endswith("Unable connect to node with id 1: [Errno 111] Connect")
+    assert len(lines) == 3
+    assert lines[2].endswith("Unable connect to node with id 1: [Errno 111] Connect")
 
 
 def test_a_summary_with_a_percent_sign_survives_modes_formatter(capsys):
