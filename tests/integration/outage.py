@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 from tests.integration.harness import KAFKA_SCRIPT, REPO, Namespace, Worker, free_port
 
 
@@ -136,6 +138,13 @@ def second_broker(workdir: Path | None = None) -> Iterator[SecondBroker]:
     """A started :class:`SecondBroker`, always stopped and removed afterwards."""
     with SecondBroker(workdir) as broker:
         broker.start()
+        yield broker
+
+
+@pytest.fixture
+def outage_broker(tmp_path: Path) -> Iterator[SecondBroker]:
+    """A started :class:`SecondBroker` for one test (import it into the test module)."""
+    with second_broker(tmp_path / "outage-broker") as broker:
         yield broker
 
 
