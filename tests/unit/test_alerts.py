@@ -1,4 +1,5 @@
-"""The Prometheus alert rules: valid for promtool, and unit-tested by it, every rule both ways.
+"""The Prometheus alert rules: valid for promtool, and unit-tested by it, every rule both ways;
+and every PromQL expression of the Grafana dashboard parsed by promtool too.
 
 promtool comes from scripts/promtool (Debian's prometheus package, only the
 promtool binary, extracted into .tools/ on first use).
@@ -14,11 +15,20 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.metric_names import dashboard_expressions, load_dashboard
+
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = REPO / "scripts" / "promtool"
 RULES = REPO / "docker" / "prometheus" / "alerts.yml"
 RULE_TESTS = REPO / "docker" / "prometheus" / "alerts_test.yml"
 SEVERITIES = {"critical", "warning"}
+#: Grafana's variables, as Grafana substitutes them before Prometheus sees a query.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "$instance": ".*",
+}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -63,3 +73,19 @@ def test_every_alert_has_a_severity_and_tells_what_to_do(rule):
     assert rule["labels"]["severity"] in SEVERITIES
     assert {"summary", "description", "runbook"} <= set(rule["annotations"])
     assert all(rule["annotations"][key].strip() for key in ("summary", "description", "runbook"))
+
+
+def test_every_dashboard_expression_is_valid_promql(tmp_path):
+    # promtool parses PromQL only inside rule files: one recording rule per expression.
+    exprs = dashboard_expressions(load_dashboard())
+    rules = []
+    for n, expr in enumerate(exprs):
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"unknown Grafana variable in {expr!r}"
+        rules.append({"record": f"dashboard:expr_{n}", "expr": expr})
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
