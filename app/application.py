@@ -17,6 +17,7 @@ from app.faust_fixes.recovery_sleep import TableManagerWithoutSleep
 from app.faust_fixes.transport import Transport
 from app.kafka.admin import ensure_topics
 from app.kafka.security import ssl_context, uses_sasl
+from app.ops import logfilter
 from app.ops.logs import use_json_logs
 from app.ops.readiness import StartupFlags
 from tables.store import BulkRestoreTable
@@ -92,14 +93,17 @@ class PushesWorker(CliSettingsWorker):
     """The worker, whose log lines are JSON when ``PUSHES_LOG_FORMAT=json``."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        """Set up Faust's root logger, then our formats."""
+        """Set up Faust's root logger, then our formats and the log-flood filter."""
         super().on_setup_root_logger(logger, level)
         # No format of ours shows thread or process names; looking them up
         # for every record costs more than a tenth of each notification line.
         logging.logThreads = False
         logging.logMultiprocessing = False
-        if self.app.settings.log_format == "json":  # type: ignore[attr-defined]
+        settings: Settings = self.app.settings  # type: ignore[attr-defined]
+        if settings.log_format == "json":
             use_json_logs(logger)
+        # A lost broker makes aiokafka log every retry: dozens of lines a second.
+        logfilter.install(logger, broker=settings.bootstrap_servers)
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:

@@ -1,26 +1,62 @@
-"""The deployment files agree with the app: docker/compose.yaml, the Dockerfile, the Procfile.
+"""The deployment files agree with the app: docker/compose.yaml, the Dockerfile, the Procfile,
+and the monitoring (Prometheus config and rules, Grafana provisioning and dashboard).
 
 There is no Docker engine here, so the files are read and held to the app's
-own configuration: image versions, services, env names, topics, volumes.
+own configuration: image versions, services, env names, topics, volumes,
+mounted files, scrape targets and the metric names every PromQL expression uses.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from app.config import Settings
 from app.kafka.admin import required_topics
+from tests.metric_names import (
+    DASHBOARD,
+    PROMETHEUS_SERIES,
+    RULES,
+    dashboard_expressions,
+    load_dashboard,
+    missing_metrics,
+    promql_metric_names,
+    rule_expressions,
+    served_series,
+    used_metric_names,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker" / "compose.yaml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 LOCK = REPO / "docker" / "requirements.lock"
 WORKERS = ("worker-1", "worker-2")
+MONITORING = ("prometheus", "grafana")
+PROMETHEUS_CONFIG = REPO / "docker" / "prometheus" / "prometheus.yml"
+GRAFANA = REPO / "docker" / "grafana"
+
+#: Metrics announced for the worker that it does not serve yet: the files may
+#: use them before they exist (any other unknown name is a typo).
+ANNOUNCED = frozenset(
+    {
+        "pushes_ready",
+        "pushes_broker_reachable",
+        "pushes_seconds_since_last_fetch",
+        "pushes_seconds_since_last_commit",
+        "pushes_payments_total",
+        "pushes_send_outcomes_total",
+        "pushes_undeliverable_total",
+        "pushes_notification_delay_seconds_bucket",
+        "pushes_send_duration_seconds_bucket",
+    }
+)
 
 
 def config_env_names() -> set[str]:
@@ -41,8 +77,8 @@ def local_kafka_version() -> str:
     return match.group(1)
 
 
-def test_services_are_kafka_topics_and_two_workers(compose):
-    assert set(compose["services"]) == {"kafka", "topics", *WORKERS}
+def test_services_are_kafka_topics_two_workers_and_their_monitoring(compose):
+    assert set(compose["services"]) == {"kafka", "topics", *WORKERS, *MONITORING}
 
 
 def test_kafka_is_the_official_image_in_kraft_mode_same_version_as_local(compose):
@@ -152,3 +188,202 @@ def test_the_wheel_and_the_image_get_every_package():
     }
     assert on_disk and on_disk <= packaged, sorted(on_disk - packaged)
     assert not any(name.startswith("tests") for name in packaged)
+
+
+# --- monitoring ----------------------------------------------------------------
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts (relative to docker/)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts[target] = (COMPOSE.parent / source).resolve()
+    return mounts
+
+
+def worker_settings(compose: dict[str, Any], name: str) -> Settings:
+    env = compose["services"][name]["environment"]
+    return Settings.from_env({k: str(v) for k, v in env.items()})
+
+
+def test_monitoring_images_are_pinned_releases(compose):
+    images = {name: compose["services"][name]["image"] for name in MONITORING}
+    repos = {name: image.rpartition(":")[0] for name, image in images.items()}
+    assert repos == {"prometheus": "prom/prometheus", "grafana": "grafana/grafana"}
+    for image in images.values():
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", image.rpartition(":")[2]), image
+
+
+def test_every_file_the_compose_file_mounts_exists(compose):
+    mounted = [path for s in compose["services"].values() for path in bind_mounts(s).values()]
+    assert set(mounted) >= {PROMETHEUS_CONFIG, RULES, GRAFANA / "provisioning", DASHBOARD}
+    missing = [str(path) for path in mounted if not path.exists()]
+    assert not missing, missing
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source.startswith((".", "/")) or source in compose["volumes"], volume
+
+
+def test_prometheus_scrapes_every_worker_and_loads_the_alert_rules(compose):
+    service = compose["services"]["prometheus"]
+    mounts = bind_mounts(service)
+    script = service["command"][0]
+    config_path = re.search(r"--config\.file=(\S+)", script)
+    assert config_path and mounts[config_path.group(1)] == PROMETHEUS_CONFIG
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    assert [mounts[path] for path in config["rule_files"]] == [RULES]
+    (job,) = config["scrape_configs"]
+    # The rules select the job by name.
+    assert job["job_name"] == "pushes" and 'job="pushes"' in RULES.read_text()
+    assert job["metrics_path"] == "/metrics"
+    targets = {t for static in job["static_configs"] for t in static["targets"]}
+    assert targets == {f"{name}:{worker_settings(compose, name).web_port}" for name in WORKERS}
+    # /metrics takes the workers' API token: the entrypoint writes it where the config reads it.
+    assert job["authorization"]["type"] == "Bearer"
+    assert f"> {job['authorization']['credentials_file']}" in script
+    for name in WORKERS:
+        worker_token = compose["services"][name]["environment"]["PUSHES_API_TOKEN"]
+        assert service["environment"]["PUSHES_API_TOKEN"] == worker_token
+    assert set(service["depends_on"]) == set(WORKERS)
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(compose):
+    service = compose["services"]["grafana"]
+    mounts = bind_mounts(service)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+    (datasource,) = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    prometheus_port = compose["services"]["prometheus"]["ports"][0].split(":")[-1]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == f"http://prometheus:{prometheus_port}"
+    (provider,) = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "pushes.yml").read_text()
+    )["providers"]
+    assert provider["type"] == "file"
+    assert mounts[f"{provider['options']['path']}/{DASHBOARD.name}"] == DASHBOARD
+    home = service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert mounts[home] == DASHBOARD
+    assert dashboard_datasource_uids(load_dashboard()) == {datasource["uid"]}
+
+
+def dashboard_datasource_uids(node: Any) -> set[str]:
+    """Every datasource uid named anywhere in the dashboard."""
+    if isinstance(node, dict):
+        found = set()
+        if isinstance(node.get("datasource"), dict):
+            found.add(node["datasource"]["uid"])
+        for value in node.values():
+            found |= dashboard_datasource_uids(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(dashboard_datasource_uids(v) for v in node)) if node else set()
+    return set()
+
+
+def test_the_dashboard_is_valid_json_with_unique_panels_each_with_a_query():
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        exprs = [t["expr"] for t in panel["targets"]]
+        assert exprs and all(e.strip() for e in exprs), panel["title"]
+        ref_ids = [t["refId"] for t in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+
+
+def all_expressions() -> list[str]:
+    return rule_expressions() + dashboard_expressions(load_dashboard())
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ("up == 0", {"up"}),
+        ('sum by (le, route) (rate(a_bucket{route!="x"}[5m]))', {"a_bucket"}),
+        ("b > 1e3 and on (instance, topic) c offset 10m", {"b", "c"}),
+        ("d unless ignoring (job) group_left (x) e[$__rate_interval]", {"d", "e"}),
+        ('label_replace(f, "dst", "$1", "src", "(.*)")', {"f"}),
+        ("histogram_quantile(0.99, sum(rate(g_bucket[1h:5m])) by (le))", {"g_bucket"}),
+        ('absent(h{job="pushes"}) or vector(0)', {"h"}),
+    ],
+)
+def test_metric_names_are_read_out_of_promql(expr, names):
+    assert promql_metric_names(expr) == names
+
+
+def test_every_expression_names_metrics_the_right_way():
+    for expr in all_expressions():
+        assert promql_metric_names(expr), f"no metric found in {expr!r}"
+    used = used_metric_names()
+    assert {n for n in used if not n.startswith("pushes_")} <= PROMETHEUS_SERIES
+    for expr in all_expressions():
+        # rate() and increase() only over counters and histogram parts, never a gauge.
+        for name in re.findall(r"\b(?:rate|irate|increase)\(\s*([A-Za-z_:][\w:]*)", expr):
+            assert name.endswith(("_total", "_bucket", "_sum", "_count")), (name, expr)
+        if "histogram_quantile" in expr:
+            assert all(n.endswith("_bucket") for n in promql_metric_names(expr)), expr
+            assert re.search(r"by \([^)]*\ble\b", expr), f"no 'by (le)' in {expr!r}"
+
+
+def app_metrics_text() -> str:
+    """What /metrics serves today, with empty tables and no consumer (no Kafka needed)."""
+    from app.ops.collectors import LagCollector, TableCollector
+    from app.ops.metrics import REGISTRY
+
+    topic = SimpleNamespace(get_topic_name=lambda: "pushes-tokens-changelog")
+    fake_app = SimpleNamespace(
+        tables={}, assignor=SimpleNamespace(assigned_actives=set), consumer=None
+    )
+    collectors = CollectorRegistry()
+    collectors.register(TableCollector(fake_app, SimpleNamespace(changelog_topic=topic)))
+    collectors.register(LagCollector(fake_app))
+    return (generate_latest(REGISTRY) + generate_latest(collectors)).decode()
+
+
+def test_the_files_use_the_apps_metrics_by_their_served_names_and_no_unknown_one():
+    text = app_metrics_text()
+    served = served_series(text)
+    missing = missing_metrics(text)
+    # Served names the files use are spelled as served (a histogram by its
+    # _bucket series, a counter with _total) ...
+    assert (used_metric_names() - PROMETHEUS_SERIES) - missing <= served
+    assert {"pushes_notifications_total", "pushes_consumer_lag"} <= served - missing
+    # ... and every other name is one announced for the worker, not a typo.
+    assert missing <= ANNOUNCED, f"not served and not announced: {sorted(missing - ANNOUNCED)}"
+
+
+def test_missing_metrics_reads_a_metrics_answer():
+    text = "\n".join(
+        [
+            "# HELP pushes_ready 1 when ready.",
+            "# TYPE pushes_ready gauge",
+            "pushes_ready 1.0",
+            "# HELP pushes_dead_letters_total Records sent to the dead-letter topic.",
+            "# TYPE pushes_dead_letters_total counter",
+            "# HELP pushes_send_duration_seconds Time to send.",
+            "# TYPE pushes_send_duration_seconds histogram",
+            'pushes_send_duration_seconds_bucket{le="+Inf"} 0.0',
+            "pushes_send_duration_seconds_count 0.0",
+            "pushes_send_duration_seconds_sum 0.0",
+            "",
+        ]
+    )
+    names = {
+        "up",
+        "pushes_ready",
+        "pushes_dead_letters_total",
+        "pushes_send_duration_seconds_bucket",
+        "pushes_payments_total",
+    }
+    # A counter that has not counted yet (TYPE line only) is served; up is Prometheus's own.
+    assert missing_metrics(text, names) == {"pushes_payments_total"}

@@ -27,7 +27,17 @@ REPO = Path(__file__).resolve().parents[2]
 LAYERS: list[tuple[str, list[str]]] = [
     ("config", ["app", "app.config"]),
     ("domain", ["app.domain*"]),
-    ("leaves", ["app.topics", "app.notify*", "app.ops", "app.ops.logs", "app.ops.readiness"]),
+    (
+        "leaves",
+        [
+            "app.topics",
+            "app.notify*",
+            "app.ops",
+            "app.ops.logs",
+            "app.ops.logfilter",
+            "app.ops.readiness",
+        ],
+    ),
     ("metrics", ["app.ops.metrics"]),
     ("kafka", ["app.kafka*"]),
     (
