@@ -175,7 +175,12 @@ def write_figure(report: dict[str, Any], series: dict[str, Any], path: Path) -> 
     lat_ax.set_xlabel("ms")
     lat_ax.set_ylabel("notification lines")
 
-    for name, color in (("join", "tab:green"), ("baseline", "tab:gray")):
+    for name, color in (
+        ("join", "tab:green"),
+        ("baseline", "tab:gray"),
+        ("backlog", "tab:orange"),
+        ("quix", "tab:red"),
+    ):
         points = series.get(f"{name}_per_second") or []
         if points:
             overall = report.get(name, {}).get("payments_per_second") or 0
