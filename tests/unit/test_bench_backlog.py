@@ -4,6 +4,7 @@ the Quix contestant's steps and the side-by-side table."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import datetime
 
@@ -12,6 +13,7 @@ import pytest
 from bench import compare
 from bench.backlog import (
     DeviceHistory,
+    TimedPayment,
     TokenChange,
     backlog_span_ms,
     expected_deliveries,
@@ -21,6 +23,7 @@ from bench.backlog import (
     timed_payments,
     token_changes,
 )
+from bench.config import BenchConfig
 from bench.lines import compare as compare_lines
 from bench.lines import expected_fingerprints, fingerprints, line_text, sink_fingerprints
 from bench.quix import (
@@ -35,6 +38,7 @@ from bench.quix import (
     parse_token,
 )
 from bench.run import parse_args
+from bench.worker import cpu_seconds
 from bench.workload import Mix, PaymentRecord
 
 START = 1_790_000_000_000  # 2026-09-21, an arbitrary epoch ms
@@ -45,8 +49,6 @@ def change(at, user, device, token, platform="ios"):
 
 
 def timed(payment_id, user, at, *, duplicate=False, status="succeeded"):
-    from bench.backlog import TimedPayment
-
     value = {
         "payment_id": payment_id,
         "user_id": user,
@@ -331,3 +333,23 @@ def test_only_runs_the_named_sections_and_brings_ingest_along_when_needed():
         parse_args(["--skip", "ingest"])  # the join would have no table
     with pytest.raises(SystemExit):
         parse_args(["--only", "backlog", "--skip", "quix"])
+
+
+def test_backlog_settings_are_checked():
+    with pytest.raises(ValueError):
+        BenchConfig(backlog_removed=0.7, backlog_refreshed=0.4)
+    with pytest.raises(ValueError):
+        BenchConfig(backlog_grace_seconds=-1)
+    assert BenchConfig(backlog_grace_seconds=0).describe()["backlog_grace_seconds"] == 0
+
+
+def test_cpu_seconds_of_a_process_grow_while_it_works():
+    import os
+
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    after = cpu_seconds(os.getpid())
+    assert before is not None and after is not None and after - before >= 0.1
+    assert cpu_seconds(2**22 + 12345) is None  # above the kernel's pid limit: no such process
