@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(QUIX_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "quixstreams needs Python >= 3.11")'
 	@test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
 	$(QUIX_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(QUIX_VENV)/bin/python -m pip install --quiet -e '.[quix]'
@@ -55,6 +56,7 @@ format: $(STAMP)
 
 ## bench: the full benchmark on the local broker (~10 min on 2 cores when the targets are met);
 ##        JSON report and PNG figure in bench/results/. BENCH_SCALE=0.05 for smaller sizes.
+##        Builds .venv-quix for the Quix Streams contestant of the backlog scenario.
 bench: $(STAMP) $(QUIX_STAMP) kafka-start
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
