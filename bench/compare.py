@@ -63,8 +63,9 @@ def contestants(report: dict[str, Any]) -> list[Contestant]:
 def table(report: dict[str, Any]) -> str:
     """The plain-text table printed after the targets; empty if no contestant ran."""
     rows = contestants(report)
+    skipped = (report.get("quix") or {}).get("reason")
     if not rows:
-        return ""
+        return f"Quix skipped: {skipped}" if skipped else ""
 
     def show(value: float | None, digits: str) -> str:
         return "-" if value is None else format(value, digits)
@@ -79,7 +80,6 @@ def table(report: dict[str, Any]) -> str:
     ratio = _number(report.get("quix") or {}, "ratio_ours_to_quix")
     if ratio is not None:
         lines.append(f"ours / Quix on the backlog: {ratio:.2f}")
-    skipped = (report.get("quix") or {}).get("reason")
     if skipped:
         lines.append(f"Quix skipped: {skipped}")
     return "\n".join(lines)

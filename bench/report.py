@@ -193,7 +193,8 @@ def write_figure(report: dict[str, Any], series: dict[str, Any], path: Path) -> 
     tput_ax.set_title("join throughput over time (payments/s, from notification lines per second)")
     tput_ax.set_xlabel("seconds since the phase started")
     tput_ax.set_ylabel("payments/s")
-    tput_ax.legend()
+    if tput_ax.lines:
+        tput_ax.legend()
 
     segments = [s for s in series.get("rss") or [] if s]
     if segments:

@@ -317,6 +317,8 @@ def test_the_side_by_side_table_has_a_row_per_contestant_that_ran():
     text = compare.table(report)
     assert "ours / Quix on the backlog: 3.00" in text
     assert compare.table({"join": {"skipped": True}}) == ""
+    skipped = {"quix": {"skipped": True, "reason": "no .venv-quix"}}
+    assert compare.table(skipped) == "Quix skipped: no .venv-quix"
     failed = compare.contestants({"quix": {"error": "boom", "payments_per_second": 1.0}})
     assert failed[0].lines == "FAILED"
 
