@@ -35,21 +35,9 @@ from rocksdict import Options, Rdict
 from app.domain.messages import notification_line, render_message
 from app.domain.records import InvalidRecord, decode_json, parse_payment, parse_token_event
 from bench.kafka import read_to_end
+from bench.sink import sink_logger
 
 MAX_RECORD_BYTES = 64 * 1024
-#: Faust's (mode's) default log format, so both sinks get the same bytes per line.
-LOG_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s]: %(message)s "
-
-
-def sink_logger(path: str) -> logging.Logger:
-    """A logger writing Faust's line format to ``path``, like ``faust worker -f``."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logger = logging.getLogger("pushes.baseline")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
 
 
 def apply_registration(db: Rdict, value: bytes | None) -> None:
@@ -126,7 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tokens, tokens_s = await consume(
             args.bootstrap, args.tokens_topic, args.partitions, lambda v: apply_registration(db, v)
         )
-        log = sink_logger(args.sink)
+        log = sink_logger(args.sink, "pushes.baseline")
         seen: set[tuple[str, str]] = set()
         started = time.time()
         payments, payments_s = await consume(

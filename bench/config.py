@@ -14,7 +14,9 @@ from typing import Any
 from bench.workload import Mix
 
 #: The phases, in the order a run does them.
-SECTIONS = ("ingest", "recovery", "baseline", "join", "latency", "soak", "http")
+SECTIONS = ("ingest", "recovery", "baseline", "join", "latency", "soak", "http", "backlog", "quix")
+#: The phases that share the tokens loaded by ingest (the rest have their own topics).
+INGEST_SECTIONS = SECTIONS[:7]
 #: Keep the worker from evicting devices: it keeps at most this many per user.
 MAX_DEVICES_PER_USER = 10
 
@@ -27,6 +29,11 @@ FULL_HTTP_S = 20.0
 #: At the 20,000 payments/s target the full join takes 50 s; a much slower
 #: worker is measured for this long, so the run still ends in bounded time.
 FULL_JOIN_BUDGET_S = 300.0
+#: The backlog applies the tokens and joins the payments in one go, by our
+#: worker and by Quix, each cut off after this long.
+FULL_BACKLOG_BUDGET_S = 900.0
+#: The worker's default late-token grace (PUSHES_LATE_TOKEN_GRACE_SECONDS).
+DEFAULT_GRACE_S = 600
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,15 @@ class BenchConfig:
     #: The join is cut off after this long; the rate is then estimated from its lines.
     join_budget_seconds: float = FULL_JOIN_BUDGET_S
     http_connections: int = 64
+    #: Each backlog contestant is cut off after this long.
+    backlog_budget_seconds: float = FULL_BACKLOG_BUDGET_S
+    #: The worker's late-token grace in the backlog (the join runs with 0).
+    backlog_grace_seconds: int = DEFAULT_GRACE_S
+    #: Shares of the backlog's devices removed, and given a new token, before the payments.
+    backlog_removed: float = 0.05
+    backlog_refreshed: float = 0.05
+    #: The interpreter of the Quix contestant's virtualenv (None: .venv-quix's).
+    quix_python: str | None = None
     partitions: int = 8
     seed: int = 1
     scale: float = 1.0
@@ -67,10 +83,26 @@ class BenchConfig:
         unknown = self.skip - set(SECTIONS)
         if unknown:
             raise ValueError(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+        if "ingest" in self.skip and self.runs_ingest_phases:
+            raise ValueError("ingest cannot be skipped: the phases after it need the filled table")
+        if not 0 <= self.backlog_removed + self.backlog_refreshed <= 1:
+            raise ValueError("backlog removed + refreshed must be a share between 0 and 1")
+        if self.backlog_grace_seconds < 0:
+            raise ValueError("the backlog's late-token grace must be >= 0")
 
     def runs(self, section: str) -> bool:
         """Whether ``section`` is part of this run."""
         return section not in self.skip
+
+    @property
+    def runs_ingest_phases(self) -> bool:
+        """Whether any phase after ingest needs its tokens (else ingest is left out too)."""
+        return any(self.runs(s) for s in INGEST_SECTIONS[1:])
+
+    @property
+    def runs_backlog_phases(self) -> bool:
+        """Whether the backlog's topics are needed (our worker's backlog, or Quix)."""
+        return self.runs("backlog") or self.runs("quix")
 
     @property
     def paced_payments(self) -> int:
@@ -103,6 +135,10 @@ class BenchConfig:
             "http_seconds": self.http_seconds,
             "http_connections": self.http_connections,
             "join_budget_seconds": self.join_budget_seconds,
+            "backlog_budget_seconds": self.backlog_budget_seconds,
+            "backlog_grace_seconds": self.backlog_grace_seconds,
+            "backlog_removed": self.backlog_removed,
+            "backlog_refreshed": self.backlog_refreshed,
             "partitions": self.partitions,
             "seed": self.seed,
             "skipped": sorted(self.skip),
@@ -127,6 +163,7 @@ def scaled(scale: float, **overrides: Any) -> BenchConfig:
         soak_seconds=max(latency, FULL_SOAK_S * scale),
         http_seconds=max(3.0, FULL_HTTP_S * scale),
         join_budget_seconds=max(60.0, FULL_JOIN_BUDGET_S * scale),
+        backlog_budget_seconds=max(120.0, FULL_BACKLOG_BUDGET_S * scale),
         scale=scale,
     )
     given = {name: value for name, value in overrides.items() if value is not None}

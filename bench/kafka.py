@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 TOPIC_ALREADY_EXISTS = 36
@@ -126,6 +126,42 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes
     return Produced(count, failures.count + left, time.monotonic() - started)
 
 
+def produce_timed(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes, int]]
+) -> Produced:
+    """Produce every ``(key, value, timestamp ms)`` as fast as possible, like :func:`produce_all`.
+
+    The timestamp is the record's Kafka timestamp (CreateTime): its event time.
+    """
+    producer = _producer(
+        bootstrap,
+        **{
+            "linger.ms": 50,
+            "batch.size": 1 << 20,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 500_000,
+        },
+    )
+    failures = _Failures()
+
+    started = time.monotonic()
+    count = 0
+    for key, value, timestamp in records:
+        while True:
+            try:
+                producer.produce(
+                    topic, value=value, key=key, timestamp=timestamp, on_delivery=failures
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    left = producer.flush(120)
+    return Produced(count, failures.count + left, time.monotonic() - started)
+
+
 def produce_paced(
     bootstrap: str,
     topic: str,
@@ -171,6 +207,38 @@ class Watermarks:
             self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1]
             for tp in self._partitions
         )
+
+    def close(self) -> None:
+        """Leave the cluster."""
+        self._consumer.close()
+
+
+class GroupLag:
+    """How far a consumer group's committed offsets are behind the end of its topics.
+
+    Reads offsets only: it never joins the group, so the member it watches
+    is not disturbed.
+    """
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str], partitions: int) -> None:
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        self._partitions = [RdTopicPartition(t, p) for t in topics for p in range(partitions)]
+
+    def lag(self) -> int:
+        """Records not committed yet, over every partition (a missing topic counts none)."""
+        behind = 0
+        committed = self._consumer.committed(self._partitions, timeout=10)
+        for tp in committed:
+            if tp.error is not None:
+                continue
+            try:
+                end = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1]
+            except KafkaException:  # a topic the worker has not created yet
+                continue
+            behind += max(0, end - max(tp.offset, 0))
+        return behind
 
     def close(self) -> None:
         """Leave the cluster."""

@@ -175,7 +175,12 @@ def write_figure(report: dict[str, Any], series: dict[str, Any], path: Path) -> 
     lat_ax.set_xlabel("ms")
     lat_ax.set_ylabel("notification lines")
 
-    for name, color in (("join", "tab:green"), ("baseline", "tab:gray")):
+    for name, color in (
+        ("join", "tab:green"),
+        ("baseline", "tab:gray"),
+        ("backlog", "tab:orange"),
+        ("quix", "tab:red"),
+    ):
         points = series.get(f"{name}_per_second") or []
         if points:
             overall = report.get(name, {}).get("payments_per_second") or 0
@@ -188,7 +193,8 @@ def write_figure(report: dict[str, Any], series: dict[str, Any], path: Path) -> 
     tput_ax.set_title("join throughput over time (payments/s, from notification lines per second)")
     tput_ax.set_xlabel("seconds since the phase started")
     tput_ax.set_ylabel("payments/s")
-    tput_ax.legend()
+    if tput_ax.lines:
+        tput_ax.legend()
 
     segments = [s for s in series.get("rss") or [] if s]
     if segments:

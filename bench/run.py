@@ -13,7 +13,13 @@ Order, so every phase finds what it needs and none disturbs another:
    line in its log sink, with the exact count checked;
 7. **latency** and **soak**: one paced stream (``--rate``), latency of the
    first ``--latency-seconds``, RSS over all of it;
-8. **http**: ``bench.httpload`` against ``POST /tokens``.
+8. **http**: ``bench.httpload`` against ``POST /tokens``;
+9. tokens *and* payments are produced to a second pair of topics (the backlog);
+10. **backlog**: a fresh worker starts on both: ``/readyz`` to its last
+    notification line, its lines checked one by one (missing, extra) against
+    event-time expectations, reported, never failing the run;
+11. **quix**: ``bench.quix`` (Quix Streams, its own virtualenv) on the same
+    backlog, whose lines must be exact.
 
 Every name (app id, topics) carries a fresh run id; the run deletes its
 topics at the end, whatever happened.
@@ -36,17 +42,40 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import kafka, latency, report, sink
-from bench.config import SECTIONS, BenchConfig, scaled
+from bench import compare, kafka, latency, report, sink
+from bench.backlog import (
+    DeviceHistory,
+    TimedPayment,
+    backlog_span_ms,
+    expected_lines,
+    payments_start_ms,
+    timed_payments,
+    token_changes,
+)
+from bench.config import INGEST_SECTIONS, SECTIONS, BenchConfig, scaled
+from bench.lines import compare as compare_lines
+from bench.lines import expected_fingerprints, sink_fingerprints
 from bench.profile import Profiler, summarize_file, summary_text
 from bench.stats import growth, percentile, rate
-from bench.worker import REPO, MemorySampler, WorkerError, WorkerProcess, clean_environment
+from bench.worker import (
+    REPO,
+    MemorySampler,
+    WorkerError,
+    WorkerProcess,
+    clean_environment,
+    cpu_seconds,
+)
 from bench.workload import Expected, PaymentRecord, payment_index, payment_records, token_records
 
 RESULTS = REPO / "bench" / "results"
 #: The first line of a restore: the bulk copy's, or Faust's recovery's without it.
 RECOVERY_STARTS = (b"Bulk restore of table", b"Highwater for active changelog partitions")
 RECOVERY_ENDS = b"Recovery complete"
+#: The Quix contestant's interpreter unless ``--quix-python`` says otherwise.
+QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
+#: A backlog contestant is done once its group has committed everything and
+#: its sink has had no new notification line for this long.
+QUIET_SECONDS = 3.0
 #: Slowest rates (records/s) the timeouts allow for, far below any target.
 SLOWEST = 300.0
 
@@ -93,6 +122,26 @@ class Run:
         self.expected = Expected()
         self.results: dict[str, Any] = {}
         self.series: dict[str, Any] = {"rss": [], "phases": []}
+        # The backlog: its own topics, and our worker's own app id (group, tables).
+        self.backlog_tokens_topic = f"push-tokens-backlog-{self.run_id}"
+        self.backlog_payments_topic = f"payments-backlog-{self.run_id}"
+        self.backlog_app_id = f"pushes-backlog-{self.run_id}"
+        self.backlog_worker = WorkerProcess(
+            clean_environment(
+                {
+                    **env,
+                    "PUSHES_APP_ID": self.backlog_app_id,
+                    "PUSHES_TOKENS_TOPIC": self.backlog_tokens_topic,
+                    "PUSHES_PAYMENTS_TOPIC": self.backlog_payments_topic,
+                    "PUSHES_DEAD_LETTER_TOPIC": f"pushes-dead-letters-backlog-{self.run_id}",
+                    "PUSHES_LATE_TOKEN_GRACE_SECONDS": str(config.backlog_grace_seconds),
+                }
+            ),
+            self.workdir,
+            name="backlog",
+        )
+        #: Hashes of the lines the backlog must give (:mod:`bench.lines`).
+        self.backlog_expected: Any = None
 
     # --- the run --------------------------------------------------------------
 
@@ -101,38 +150,65 @@ class Run:
         started = time.time()
         say(f"run {self.run_id}, work dir {self.workdir}")
         try:
-            kafka.create_topics(
-                self.bootstrap,
-                {
-                    self.tokens_topic: self.config.partitions,
-                    self.payments_topic: self.config.partitions,
-                },
-            )
-            self._phase("preproduce_tokens", self._preproduce_tokens)
-            self._phase("ingest", self._ingest)
-            self._phase("recovery", self._recovery, optional=True)
-            self._phase("preproduce_payments", self._preproduce_payments)
-            self._phase("baseline", self._baseline, optional=True)
-            self._phase("join", self._join, optional=True)
-            self._phase("latency", self._paced)
-            self._phase("http", self._http, optional=True)
+            if self.config.runs_ingest_phases:
+                self._ingest_phases()
+                self._stop_worker()  # the backlog's contestants get the machine to themselves
+            else:
+                for name in INGEST_SECTIONS:
+                    self.results[name] = {"skipped": True}
+            # The backlog has its own topics and workers: it runs whatever
+            # happened above, and only its own production can stop it.
+            backlog = ("preproduce_backlog",)
+            if self.config.runs_backlog_phases:
+                self._phase("preproduce_backlog", self._preproduce_backlog, after=())
+            self._phase("backlog", self._backlog, optional=True, after=backlog)
+            self._phase("quix", self._quix, optional=True, after=backlog)
         finally:
             self._clean_up()
         self.results["run_seconds"] = time.time() - started
         return self.results
 
+    def _ingest_phases(self) -> None:
+        kafka.create_topics(
+            self.bootstrap,
+            {
+                self.tokens_topic: self.config.partitions,
+                self.payments_topic: self.config.partitions,
+            },
+        )
+        self._phase("preproduce_tokens", self._preproduce_tokens)
+        self._phase("ingest", self._ingest)
+        self._phase("recovery", self._recovery, optional=True)
+        self._phase("preproduce_payments", self._preproduce_payments)
+        self._phase("baseline", self._baseline, optional=True)
+        self._phase("join", self._join, optional=True)
+        self._phase("latency", self._paced)
+        self._phase("http", self._http, optional=True)
+
     def _clean_up(self) -> None:
         # Each step on its own: a failed stop must not leave the topics behind.
         try:
             self._stop_worker()
+            self.backlog_worker.stop()
         finally:
             deleted = kafka.delete_topics_containing(self.bootstrap, self.run_id)
             say(f"deleted {len(deleted)} topics of {self.run_id}")
             if not self.config.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _phase(self, name: str, body: Callable[[], None], optional: bool = False) -> None:
-        failed = [n for n, r in self.results.items() if isinstance(r, dict) and "error" in r]
+    def _phase(
+        self,
+        name: str,
+        body: Callable[[], None],
+        optional: bool = False,
+        after: tuple[str, ...] | None = None,
+    ) -> None:
+        """Run ``body`` unless skipped or a phase it needs failed (``after``; default: any)."""
+        failed = [
+            n
+            for n, r in self.results.items()
+            if isinstance(r, dict) and "error" in r and (after is None or n in after)
+        ]
         if failed:
             self.results.setdefault(name, {"error": f"not run: {failed[0]} failed"})
             return
@@ -477,6 +553,211 @@ class Run:
         self.results["http"] = json.loads(out)
         say(f"http: {self.results['http']['accepted_per_second']:,.0f} registrations/s")
 
+    # --- the backlog: our worker and Quix on tokens and payments at once -------
+
+    def _preproduce_backlog(self) -> None:
+        config = self.config
+        kafka.create_topics(
+            self.bootstrap,
+            {
+                self.backlog_tokens_topic: config.partitions,
+                self.backlog_payments_topic: config.partitions,
+            },
+        )
+        # Event times (the Kafka timestamps too) end a minute ago: a broker may
+        # refuse timestamps in the future, and old ones fall out of retention.
+        now_ms = int(time.time() * 1000)
+        start_ms = now_ms - backlog_span_ms(config.tokens, config.payments) - 60_000
+        changes = token_changes(
+            config.tokens, config.users, config.seed, start_ms,
+            removed=config.backlog_removed, refreshed=config.backlog_refreshed,
+        )  # fmt: skip
+        tokens = kafka.produce_timed(
+            self.bootstrap, self.backlog_tokens_topic, (c.record() for c in changes)
+        )
+        _require(tokens.errors == 0, f"{tokens.errors} backlog token records were not acknowledged")
+        history = DeviceHistory(changes)
+        first_payment_ms = payments_start_ms(changes)
+        del changes  # the history has them by user
+
+        def payments() -> Iterator[TimedPayment]:
+            return timed_payments(
+                config.payments, tokens=config.tokens, users=config.users, seed=config.seed,
+                mix=config.mix, start_ms=first_payment_ms,
+            )  # fmt: skip
+
+        tally = Expected()
+
+        def records() -> Iterator[tuple[bytes, bytes, int]]:
+            for timed in payments():
+                tally.add(timed.record)
+                yield timed.record.key, timed.record.value, timed.timestamp_ms
+
+        done = kafka.produce_timed(self.bootstrap, self.backlog_payments_topic, records())
+        _require(done.errors == 0, f"{done.errors} backlog payments were not acknowledged")
+        # The same seed gives the same payments again: their expected lines, as hashes.
+        grace_ms = config.backlog_grace_seconds * 1000
+        self.backlog_expected = expected_fingerprints(expected_lines(history, payments(), grace_ms))
+        self.results.setdefault("preproduce", {}).update(
+            backlog_tokens=_produced(tokens), backlog_payments=_produced(done)
+        )
+        self.results["backlog_workload"] = {
+            "token_records": tokens.records,
+            "payments": tally.payments,
+            "duplicates": tally.duplicates,
+            "failed": tally.failed,
+            "keyed_by_payment": tally.keyed_by_payment,
+            "expected_notification_lines": len(self.backlog_expected),
+            "removed_share": config.backlog_removed,
+            "refreshed_share": config.backlog_refreshed,
+            "grace_seconds": config.backlog_grace_seconds,
+        }
+        say(
+            f"backlog: produced {tokens.records:,} token records and {done.records:,} payments; "
+            f"{len(self.backlog_expected):,} notification lines expected"
+        )
+
+    def _backlog(self) -> None:
+        """Our worker on the backlog: reported line by line, never failing the run."""
+        config = self.config
+        worker = self.backlog_worker
+        lag = kafka.GroupLag(
+            self.bootstrap,
+            self.backlog_app_id,
+            [
+                self.backlog_tokens_topic,
+                self.backlog_payments_topic,
+                f"{self.backlog_app_id}-tokens-canonical",
+                f"{self.backlog_app_id}-payments-canonical",
+            ],
+            config.partitions,
+        )
+        sampler = None
+        try:
+            spawned = worker.start()
+            sampler = MemorySampler(worker.pid)
+            sampler.start()
+            ready = worker.wait_ready(timeout=180)
+            ready_cpu = cpu_seconds(worker.pid)
+            complete, last_cpu = self._wait_backlog(worker, lag, config.backlog_budget_seconds)
+            memory = worker.memory()
+        finally:
+            worker.stop()
+            if sampler is not None:
+                self.series["rss"].append(sampler.stop())
+            lag.close()
+        check = compare_lines(
+            self.backlog_expected, sink_fingerprints(sink.notification_lines(worker.sink))
+        )
+        lines = sink.summarize(sink.notification_lines(worker.sink))
+        seconds = (lines.last_ms or 0) / 1000 - ready if lines.last_ms else None
+        self.results["backlog"] = {
+            "payments": config.payments,
+            "token_records": self.results["backlog_workload"]["token_records"],
+            "complete": complete,
+            **check.as_dict(),
+            "startup_seconds": ready - spawned,
+            "seconds": seconds,
+            "payments_per_second": rate(config.payments, seconds),
+            "cpu_seconds": _difference(last_cpu, ready_cpu),
+            "process_cpu_seconds": last_cpu,
+            "peak_rss_mb": memory.peak_mb if memory else None,
+        }
+        self.series["backlog_per_second"] = self._payments_per_second(lines, ready, backlog=True)
+        verdict = "exact" if check.exact else f"{check.missing:,} missing, {check.extra:,} extra"
+        say(
+            f"backlog (ours): {check.written:,} of {check.expected:,} lines ({verdict})"
+            + (f" in {seconds:.1f}s" if seconds else "")
+            + ("" if complete else f"; cut off after {config.backlog_budget_seconds:g}s")
+        )
+
+    def _wait_backlog(
+        self, worker: WorkerProcess, lag: kafka.GroupLag, budget: float
+    ) -> tuple[bool, float | None]:
+        """Wait until the worker has committed everything and its sink is quiet.
+
+        Returns whether it got there within ``budget`` seconds, and the
+        worker's CPU seconds when its last notification line came.
+        """
+        follower = sink.SinkFollower(worker.sink)
+        deadline = time.monotonic() + budget
+        lines, grew, cpu = -1, time.monotonic(), cpu_seconds(worker.pid)
+        next_lag = 0.0
+        while time.monotonic() < deadline:
+            worker.check_alive()
+            now = time.monotonic()
+            count = follower.poll().notifications
+            if count != lines:
+                lines, grew, cpu = count, now, cpu_seconds(worker.pid)
+            elif now - grew >= QUIET_SECONDS and now >= next_lag:
+                next_lag = now + 1.0
+                if lag.lag() == 0:
+                    return True, cpu
+            time.sleep(0.2)
+        return False, cpu
+
+    def _quix(self) -> None:
+        """Quix Streams on the backlog, in its own virtualenv; its lines must be exact."""
+        config = self.config
+        python = Path(config.quix_python) if config.quix_python else QUIX_PYTHON
+        if not python.exists():
+            if config.quix_python:
+                raise PhaseError(f"no Quix interpreter at {python}")
+            self.results["quix"] = {
+                "skipped": True,
+                "reason": f"no {python}: `make .venv-quix/.installed` makes it",
+            }
+            say(f"quix: SKIPPED, no {python} (`make .venv-quix/.installed`)")
+            return
+        sink_path = self.workdir / "quix.log"
+        result_path = self.workdir / "quix.json"
+        command = [
+            str(python), "-m", "bench.quix", "--bootstrap", self.bootstrap,
+            "--tokens-topic", self.backlog_tokens_topic,
+            "--payments-topic", self.backlog_payments_topic,
+            "--partitions", str(config.partitions), "--group", f"pushes-quix-{self.run_id}",
+            "--state-dir", str(self.workdir / "quix-state"), "--sink", str(sink_path),
+            "--result", str(result_path),
+            "--grace-ms", str(config.backlog_grace_seconds * 1000),
+        ]  # fmt: skip
+        spawned = time.time()
+        _, usage = _run_measured_usage(
+            command, timeout=180 + config.backlog_budget_seconds, env=clean_environment({})
+        )
+        result = json.loads(result_path.read_text())
+        check = compare_lines(
+            self.backlog_expected, sink_fingerprints(sink.notification_lines(sink_path))
+        )
+        lines = sink.summarize(sink.notification_lines(sink_path))
+        started = result["started_at"]
+        seconds = (lines.last_ms or 0) / 1000 - started if lines.last_ms else None
+        theirs = rate(result["payments"], seconds)
+        ours = self.results.get("backlog", {}).get("payments_per_second")
+        self.results["quix"] = {
+            "payments": result["payments"],
+            "token_records": result["tokens"],
+            **check.as_dict(),
+            "startup_seconds": started - spawned,
+            "seconds": seconds,
+            "payments_per_second": theirs,
+            "cpu_seconds": result["done_cpu_seconds"] - result["started_cpu_seconds"],
+            "process_cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "shutdown_seconds": result["stopped_at"] - result["done_at"],
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+            "ratio_ours_to_quix": ours / theirs if ours and theirs else None,
+            "versions": result["versions"],
+        }
+        self.series["quix_per_second"] = self._payments_per_second(lines, started, backlog=True)
+        say(
+            f"quix: {result['payments']:,} payments, {check.written:,} of {check.expected:,} "
+            f"lines" + (f" in {seconds:.1f}s" if seconds else "")
+        )
+        _require(
+            check.exact,
+            f"Quix wrote {check.written:,} notification lines, expected exactly "
+            f"{check.expected:,}: {check.missing:,} missing, {check.extra:,} extra",
+        )
+
     # --- helpers --------------------------------------------------------------
 
     def _wait_lines(self, follower: sink.SinkFollower, expected: Expected, timeout: float) -> None:
@@ -504,11 +785,14 @@ class Run:
             self._wait_lines(follower, expected, timeout)
 
     def _payments_per_second(
-        self, lines: sink.SinkSummary, start: float
+        self, lines: sink.SinkSummary, start: float, backlog: bool = False
     ) -> list[tuple[float, float]]:
         # Lines per second -> payments per second, at the workload's lines per payment.
-        per_payment = self.expected.notifications / max(1, self.expected.payments)
-        return [(second - start, n / per_payment) for second, n in lines.per_second]
+        if backlog:
+            per_payment = len(self.backlog_expected) / max(1, self.config.payments)
+        else:
+            per_payment = self.expected.notifications / max(1, self.expected.payments)
+        return [(second - start, n / (per_payment or 1)) for second, n in lines.per_second]
 
     def _start_worker(self) -> float:
         spawned = self.worker.start()
@@ -579,8 +863,16 @@ def _require(condition: bool, message: str) -> None:
 
 def _run_measured(command: list[str], timeout: float) -> tuple[str, float]:
     """Run a bench helper; return its stdout and its peak RSS in MiB."""
+    out, usage = _run_measured_usage(command, timeout)
+    return out, usage.ru_maxrss / 1024
+
+
+def _run_measured_usage(
+    command: list[str], timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, Any]:
+    """Run a bench helper; return its stdout and its resource usage (``os.wait4``)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err)
+        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, env=env)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -598,7 +890,11 @@ def _run_measured(command: list[str], timeout: float) -> tuple[str, float]:
             raise PhaseError(
                 f"{command[2]} exited with {proc.returncode}: {err.read().decode()[-2000:]}"
             )
-        return out.read().decode(), usage.ru_maxrss / 1024
+        return out.read().decode(), usage
+
+
+def _difference(end: float | None, start: float | None) -> float | None:
+    return end - start if end is not None and start is not None else None
 
 
 def build_report(run: Run) -> dict[str, Any]:
@@ -618,12 +914,15 @@ def build_report(run: Run) -> dict[str, Any]:
         "workload": results.get("workload", {}),
         "preproduce": results.get("preproduce", {}),
     }
-    for section in ("ingest", "recovery", "baseline", "join", "latency", "soak", "http"):
+    if "backlog_workload" in results:
+        body["backlog_workload"] = results["backlog_workload"]
+    for section in SECTIONS:
         body[section] = results.get(section, {"error": "not run"})
     body["memory"] = {
         "ingest_peak_mb": ingest.get("peak_rss_mb"),
         "recovery_peak_mb": recovery.get("peak_rss_mb"),
         "join_peak_mb": join.get("peak_rss_mb"),
+        "backlog_peak_mb": results.get("backlog", {}).get("peak_rss_mb"),
         "soak_growth": results.get("soak", {}).get("rss_growth"),
     }
     if "profile" in results:
@@ -653,6 +952,11 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         ("--http-seconds", float, "HTTP load (full: 20)"),
         ("--http-connections", int, "concurrent HTTP connections (64)"),
         ("--join-budget", float, "seconds the join may take before it is cut off (full: 300)"),
+        ("--backlog-budget", float, "seconds each backlog contestant may take (full: 900)"),
+        ("--backlog-grace", int, "the worker's late-token grace in the backlog, s (600)"),
+        ("--backlog-removed", float, "share of the backlog's devices removed (0.05)"),
+        ("--backlog-refreshed", float, "share of the backlog's devices given a new token (0.05)"),
+        ("--quix-python", str, "the Quix contestant's interpreter (.venv-quix/bin/python)"),
         ("--partitions", int, "partitions of every topic (8)"),
         ("--seed", int, "workload seed (1)"),
     ):
@@ -660,7 +964,13 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     parser.add_argument(
         "--skip",
         default="",
-        help=f"comma-separated sections to leave out: {', '.join(SECTIONS[1:])}",
+        help=f"comma-separated sections to leave out: {', '.join(SECTIONS[1:])} "
+        "(ingest too once every section after it up to http is left out)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to run, the rest left out (e.g. backlog,quix)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker during the join")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
@@ -673,8 +983,15 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     )
     args = parser.parse_args(argv)
     skip = frozenset(s.strip() for s in args.skip.split(",") if s.strip())
-    if "ingest" in skip:
-        parser.error("ingest cannot be skipped: every other phase needs the filled table")
+    only = frozenset(s.strip() for s in args.only.split(",") if s.strip())
+    if only:
+        if skip:
+            parser.error("--only and --skip do not go together")
+        if only - set(SECTIONS):
+            parser.error(f"unknown sections {sorted(only - set(SECTIONS))}")
+        # The phases after ingest need its table: asking for one brings ingest along.
+        needed = only | ({"ingest"} if only & set(INGEST_SECTIONS) else set())
+        skip = frozenset(SECTIONS) - needed
     try:
         config = scaled(
             args.scale,
@@ -687,6 +1004,11 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
             http_seconds=args.http_seconds,
             http_connections=args.http_connections,
             join_budget_seconds=args.join_budget,
+            backlog_budget_seconds=args.backlog_budget,
+            backlog_grace_seconds=args.backlog_grace,
+            backlog_removed=args.backlog_removed,
+            backlog_refreshed=args.backlog_refreshed,
+            quix_python=args.quix_python,
             partitions=args.partitions,
             seed=args.seed,
             skip=skip,
@@ -711,6 +1033,9 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(body, json_path)
     rows = report.targets(body)
     print(report.table(rows, config.scale))
+    side_by_side = compare.table(body)
+    if side_by_side:
+        print(side_by_side)
     print(f"report: {json_path}\nfigure: {png_path}")
     if "profile" in body:
         print(f"profile: {body['profile']['speedscope']}\n         {body['profile']['summary']}")

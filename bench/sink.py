@@ -13,6 +13,7 @@ worker it measures.
 from __future__ import annotations
 
 import calendar
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,23 @@ NOTIFICATION = b"send notification to mobile app with token: "
 WITHOUT_TOKEN = b") not notified"
 MESSAGE = b" and message: Payment "
 READ_CHUNK = 8 << 20
+#: Faust's (mode's) default log format, so every sink gets the same bytes per line.
+LOG_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s]: %(message)s "
+
+
+def sink_logger(path: str, name: str) -> logging.Logger:
+    """A logger ``name`` writing Faust's line format to ``path``, like ``faust worker -f``.
+
+    For the bench's contestants (baseline, Quix), so the same parsing reads
+    their sinks and the worker's.
+    """
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
 
 
 @dataclass(frozen=True)
