@@ -20,7 +20,7 @@ from app.application import create_app
 from app.cli import commands  # noqa: F401  (defining the commands registers them)
 from app.config import Settings
 from app.faust_fixes.transport import Consumer
-from app.notify.log import LogNotifier
+from app.notify.log import LogSender
 from app.ops.collectors import LagCollector, TableCollector
 from app.ops.metrics import REGISTRY
 from app.ops.readiness import ReadinessState
@@ -45,7 +45,7 @@ engine = Engine(
     settings=settings,
     names=topics.names,
     tables={TOKENS_TABLE: tokens_table, SENT_TABLE: sent_table, PENDING_TABLE: pending_table},
-    notifier=LogNotifier(fields=settings.log_format == "json"),
+    sender=LogSender(fields=settings.log_format == "json"),
     progress=_consumer,
 )
 app.engine = engine

@@ -25,6 +25,11 @@ def render_message(payment: Payment) -> str:
     return text
 
 
+def title_of(payment: Payment) -> str:
+    """The notification's title: ``Payment succeeded`` or ``Payment failed``."""
+    return f"Payment {payment.status}"
+
+
 def notification_line(token: str, message: str) -> str:
     """The exact text of one emulated push (the default sender logs it)."""
     return f"send notification to mobile app with token: {token} and message: {message}"

@@ -42,7 +42,7 @@ from app.domain.partitioning import hop_target, user_key
 from app.domain.records import InvalidRecord, Payment
 from app.kafka.intake import Intake
 from app.kafka.writer import Writer
-from app.notify.base import Notifier
+from app.notify.base import Sender
 from app.ops import metrics
 from app.streams.context import Rules
 from app.streams.deadletters import DeadLetters
@@ -82,7 +82,7 @@ class Engine:
         settings: Settings,
         names: TopicNames,
         tables: Mapping[str, Any],
-        notifier: Notifier,
+        sender: Sender,
         progress: Callable[[], Progress],
         intake: Intake | None = None,
         writer: Writer | None = None,
@@ -91,7 +91,7 @@ class Engine:
         self._settings = settings
         self._names = names
         self._tables = dict(tables)
-        self._notifier = notifier
+        self._sender = sender
         self._progress = progress
         self._rules = Rules.of(settings)
         self.intake = intake or Intake(settings)
@@ -157,7 +157,6 @@ class Engine:
                 p,
                 {name: PartitionStore(self._tables[name], p) for name in TABLES},
                 self._rules,
-                self._notifier,
                 self._monotonic,
             )
             for p in partitions
@@ -190,6 +189,7 @@ class Engine:
 
     async def run(self) -> None:
         """Process batches until stopped (the app runs this as a task)."""
+        await self._sender.start()
         await self.intake.start()
         await self.writer.start()
         self._started = True
@@ -213,6 +213,7 @@ class Engine:
         if self._started:
             await self.writer.stop()
             await self.intake.stop()
+            await self._sender.close()
 
     # --- one step -------------------------------------------------------------
 
@@ -256,19 +257,32 @@ class Engine:
                     )
                 else:
                     if isinstance(parsed, Payment):
-                        await task.on_payment(parsed, item.event_ms)
+                        task.on_payment(parsed, item.event_ms)
                     else:
-                        await task.on_token(parsed)
+                        task.on_token(parsed)
                     touched[partition] = task
             done[tp] = record.offset + 1
         for partition, owned in self._tasks.items():
             if owned.state.stream_time:
                 owned.sweep()
                 touched[partition] = owned
+        await self._deliver(touched.values())
         if await self._write(forwards, touched.values(), generation):
             progress = self._progress()
             for tp, offset in done.items():
                 progress.mark_done(tp, offset)
+
+    async def _deliver(self, tasks: Iterable[PartitionTask]) -> None:
+        """Hand every delivery the batch planned to the sender at once; settle the outcomes."""
+        plans = [(task, task.outbox.take()) for task in tasks if task.outbox]
+        deliveries = [p.delivery for _, planned in plans for p in planned]
+        if not deliveries:
+            return
+        outcomes = await self._sender.send(deliveries)
+        start = 0
+        for task, planned in plans:
+            task.settle(planned, outcomes[start : start + len(planned)])
+            start += len(planned)
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -22,20 +21,3 @@ class PartitionState:
         if event_ms > self.stream_time:
             self.stream_time = event_ms
         return self.stream_time
-
-
-class Partitions:
-    """The state of every partition this worker processes, rebuilt on each assignment."""
-
-    def __init__(self) -> None:
-        self._states: dict[int, PartitionState] = {}
-
-    def assign(self, partitions: Iterable[int]) -> None:
-        """Keep the state of partitions still assigned; forget the others."""
-        self._states = {p: self._states.get(p) or PartitionState() for p in partitions}
-
-    def __getitem__(self, partition: int) -> PartitionState:
-        state = self._states.get(partition)
-        if state is None:
-            state = self._states[partition] = PartitionState()
-        return state

@@ -2,37 +2,44 @@
 
 Every read and write here happens on the user's canonical partition
 (``tables``): the payment, its user's tokens and its deduplication record
-always meet in the same partition database.
+always meet in the same partition database.  Deliveries are planned in the
+batch's :class:`~app.streams.outbox.Outbox`; :func:`settle` records what the
+sender made of them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from app.domain.dedup import held, notified, notified_devices, sent_key
-from app.domain.devices import tokens_of
+from app.domain.devices import Devices, tokens_of
 from app.domain.join import plan_deliveries
-from app.domain.messages import render_message
+from app.domain.messages import render_message, title_of
 from app.domain.partitioning import user_key
 from app.domain.pending import add_pending, split_due
 from app.domain.records import Payment, parse_payment
 from app.domain.timing import grace_over
-from app.notify.base import Notifier
+from app.notify.base import Delivery, Outcome
 from app.ops import metrics
 from app.streams.context import PartitionTables, Rules
+from app.streams.outbox import Outbox, Planned
 from app.streams.partition import PartitionState
 
 log = logging.getLogger(__name__)
 
+_SENT = metrics.notifications.labels("sent")
+_FAILED = metrics.notifications.labels("failed")
 
-async def on_payment(
+
+def on_payment(
     payment: Payment,
     happened_ms: int,
     tables: PartitionTables,
     state: PartitionState,
     rules: Rules,
-    notifier: Notifier,
+    outbox: Outbox,
 ) -> None:
     """Notify the devices ``payment``'s user has at its event time ``happened_ms``.
 
@@ -44,12 +51,12 @@ async def on_payment(
     """
     now = state.advance(happened_ms)
     key = sent_key(payment.payment_id, payment.status)
-    if tables.sent.get(key) is not None:
+    if outbox.has(key) or tables.sent.get(key) is not None:
         metrics.duplicates_suppressed.inc()
         return
-    devices = tokens_of(tables.tokens.get(user_key(payment.user_id)))
+    devices = tables.tokens.get(user_key(payment.user_id))
     if devices:
-        await notify(payment, happened_ms, devices, frozenset(), tables, notifier)
+        plan(payment, happened_ms, devices, frozenset(), outbox)
         return
     if grace_over(happened_ms, now, rules.grace_ms):
         report_no_token(payment)
@@ -58,44 +65,76 @@ async def on_payment(
     tables.sent[key] = held(happened_ms)
 
 
-async def notify(
+def plan(
     payment: Payment,
     happened_ms: int,
-    devices: list[tuple[str, str]],
+    devices: Devices,
     already_notified: frozenset[str],
-    tables: PartitionTables,
-    notifier: Notifier,
+    outbox: Outbox,
 ) -> None:
-    """Send ``payment`` to the ``devices`` not ``already_notified``, and remember them."""
-    deliveries, suppressed = plan_deliveries(devices, already_notified)
+    """Plan ``payment`` for the ``devices`` not ``already_notified`` (nor planned)."""
+    key = sent_key(payment.payment_id, payment.status)
+    deliveries, suppressed = plan_deliveries(
+        tokens_of(devices), already_notified | outbox.devices(key)
+    )
     if suppressed:
         metrics.duplicates_suppressed.inc(suppressed)
     if not deliveries:
         return
-    message = render_message(payment)
-    sent: set[str] = set()
+    title, body = title_of(payment), render_message(payment)
+    amount = str(payment.amount)
     for delivery in deliveries:
-        try:
-            await notifier.send(
-                delivery.token, message, payment_id=payment.payment_id, user_id=payment.user_id
-            )
-        except Exception:
-            # A real sender can fail for one device; the others still get theirs.
-            metrics.notifications.labels("failed").inc()
-            log.exception(
-                "sending payment %s to device %s of user %s failed",
-                payment.payment_id,
-                delivery.device_id,
-                payment.user_id,
-            )
+        outbox.plan(
+            key,
+            happened_ms,
+            Delivery(
+                user_id=payment.user_id,
+                device_id=delivery.device_id,
+                token=delivery.token,
+                platform=devices[delivery.device_id].get("platform"),
+                title=title,
+                body=body,
+                payment_id=payment.payment_id,
+                status=payment.status,
+                amount=amount,
+                currency=payment.currency,
+            ),
+        )
+
+
+def settle(
+    tables: PartitionTables, planned: Sequence[Planned], outcomes: Sequence[Outcome]
+) -> None:
+    """Record the devices the sender reached; count and log the others.
+
+    A payment outcome whose deliveries all failed still gets its sent record
+    (with no device), so that a replay does not plan it again.
+    """
+    reached: dict[bytes, tuple[int, set[str]]] = {}
+    failed = 0
+    for item, outcome in zip(planned, outcomes, strict=True):
+        entry = reached.get(item.key)
+        if entry is None:
+            record = tables.sent.get(item.key)
+            at_ms = item.at_ms if record is None else int(record["at"])
+            entry = reached[item.key] = (at_ms, set(notified_devices(record)))
+        if outcome.ok:
+            entry[1].add(item.delivery.device_id)
             continue
-        sent.add(delivery.device_id)
-        metrics.notifications.labels("sent").inc()
-    if sent:
-        # Remembered right after the sends.  A crash before Kafka has this
-        # record (awaited once per batch) repeats these lines.
-        key = sent_key(payment.payment_id, payment.status)
-        tables.sent[key] = notified(happened_ms, already_notified | sent)
+        failed += 1
+        log.warning(
+            "sending payment %s to device %s of user %s failed: %s (%s)",
+            item.delivery.payment_id,
+            item.delivery.device_id,
+            item.delivery.user_id,
+            outcome.kind,
+            outcome.error_code,
+        )
+    for key, (at_ms, devices) in reached.items():
+        tables.sent[key] = notified(at_ms, devices)
+    _SENT.inc(len(planned) - failed)
+    if failed:
+        _FAILED.inc(failed)
 
 
 def keep_pending(payment: Payment, happened_ms: int, tables: PartitionTables, rules: Rules) -> None:
@@ -118,15 +157,15 @@ def keep_pending(payment: Payment, happened_ms: int, tables: PartitionTables, ru
             report_expired(entry, "over the limit of pending payments per user", "overflow")
 
 
-async def release_pending(
+def release_pending(
     user_id: str,
-    devices: list[tuple[str, str]],
+    devices: Devices,
     now_ms: int,
     tables: PartitionTables,
     rules: Rules,
-    notifier: Notifier,
+    outbox: Outbox,
 ) -> None:
-    """Send the payments waiting for ``user_id``'s devices to those not notified yet.
+    """Plan the payments waiting for ``user_id``'s devices, to those not notified yet.
 
     Every device registered within a payment's grace period gets it, not
     only the first: a payment stays pending until its grace period ends, and
@@ -140,10 +179,8 @@ async def release_pending(
     expire_pending(gone, tables)
     for entry in waiting:  # arrival order
         payment = parse_payment(entry["payment"])
-        record = tables.sent.get(sent_key(payment.payment_id, payment.status))
-        await notify(
-            payment, entry["event_time"], devices, notified_devices(record), tables, notifier
-        )
+        record = tables.sent.get(_sent_key_of(entry))
+        plan(payment, entry["event_time"], devices, notified_devices(record), outbox)
     if gone:
         if waiting:
             tables.pending[key] = waiting

@@ -18,10 +18,11 @@ from aiokafka import TopicPartition
 
 from app.domain.records import Payment, TokenEvent
 from app.kafka.writer import Writes
-from app.notify.base import Notifier
+from app.notify.base import Outcome
 from app.streams.context import PartitionTables, Rules
+from app.streams.outbox import Outbox, Planned
 from app.streams.partition import PartitionState
-from app.streams.payments import on_payment
+from app.streams.payments import on_payment, settle
 from app.streams.retention import sweep
 from app.streams.tokens import on_token
 from app.topics import PENDING_TABLE, SENT_TABLE, TOKENS_TABLE
@@ -40,7 +41,6 @@ class PartitionTask:
         partition: int,
         stores: Mapping[str, PartitionStore],
         rules: Rules,
-        notifier: Notifier,
         monotonic: Callable[[], float],
     ) -> None:
         self.partition = partition
@@ -53,16 +53,21 @@ class PartitionTask:
         )
         self.state = PartitionState()
         self._rules = rules
-        self._notifier = notifier
         self._monotonic = monotonic
+        #: The deliveries the batch in progress planned.
+        self.outbox = Outbox()
 
-    async def on_token(self, event: TokenEvent) -> None:
+    def on_token(self, event: TokenEvent) -> None:
         """Apply a token event of this partition's user."""
-        await on_token(event, self.tables, self.state, self._rules, self._notifier)
+        on_token(event, self.tables, self.state, self._rules, self.outbox)
 
-    async def on_payment(self, payment: Payment, event_ms: int) -> None:
+    def on_payment(self, payment: Payment, event_ms: int) -> None:
         """Join a payment of this partition's user."""
-        await on_payment(payment, event_ms, self.tables, self.state, self._rules, self._notifier)
+        on_payment(payment, event_ms, self.tables, self.state, self._rules, self.outbox)
+
+    def settle(self, planned: list[Planned], outcomes: list[Outcome]) -> None:
+        """Record what the sender made of this task's planned deliveries."""
+        settle(self.tables, planned, outcomes)
 
     def sweep(self) -> None:
         """Drop expired state, if a sweep is due."""
@@ -89,9 +94,10 @@ class PartitionTask:
         self.forget()
 
     def forget(self) -> None:
-        """Drop the batch's cache (persisted, or abandoned in a rebalance)."""
+        """Drop the batch's cache and plans (persisted, or abandoned in a rebalance)."""
         for cache in self._caches.values():
             cache.clear()
+        self.outbox.take()
 
     def _scan(self, table: str, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
         return self._stores[table].scan(after, limit)

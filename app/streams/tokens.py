@@ -4,35 +4,35 @@ from __future__ import annotations
 
 import logging
 
-from app.domain.devices import apply_token_event, tokens_of
+from app.domain.devices import Devices, apply_token_event
 from app.domain.partitioning import user_key
 from app.domain.records import TokenEvent
 from app.domain.timing import iso_to_ms
-from app.notify.base import Notifier
 from app.ops import metrics
 from app.streams.context import PartitionTables, Rules
+from app.streams.outbox import Outbox
 from app.streams.partition import PartitionState
 from app.streams.payments import release_pending
 
 log = logging.getLogger(__name__)
 
 
-async def on_token(
+def on_token(
     event: TokenEvent,
     tables: PartitionTables,
     state: PartitionState,
     rules: Rules,
-    notifier: Notifier,
+    outbox: Outbox,
 ) -> None:
-    """Apply a registration or removal; a user's first token releases their pending payments."""
+    """Apply a registration or removal; a registration releases the user's pending payments."""
     now = state.advance(iso_to_ms(event.updated_at))
     devices = apply_token(event, tables, rules)
     if devices:
-        await release_pending(event.user_id, devices, now, tables, rules, notifier)
+        release_pending(event.user_id, devices, now, tables, rules, outbox)
 
 
-def apply_token(event: TokenEvent, tables: PartitionTables, rules: Rules) -> list[tuple[str, str]]:
-    """Write the user's devices after ``event``; return them as ``(device_id, token)``."""
+def apply_token(event: TokenEvent, tables: PartitionTables, rules: Rules) -> Devices:
+    """Write the user's devices after ``event``; return them."""
     key = user_key(event.user_id)
     devices, evicted = apply_token_event(tables.tokens.get(key), event, rules.max_devices)
     for device_id in evicted:
@@ -51,4 +51,4 @@ def apply_token(event: TokenEvent, tables: PartitionTables, rules: Rules) -> lis
         tables.tokens[key] = devices
     elif key in tables.tokens:
         del tables.tokens[key]
-    return tokens_of(devices)
+    return devices

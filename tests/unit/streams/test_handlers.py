@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -11,9 +13,11 @@ import pytest
 from app.domain.dedup import held, notified, sent_key
 from app.domain.partitioning import user_key
 from app.domain.records import Payment, TokenEvent
+from app.notify.base import Delivery, Outcome
 from app.streams.context import PartitionTables, Rules
+from app.streams.outbox import Outbox
 from app.streams.partition import PartitionState
-from app.streams.payments import on_payment
+from app.streams.payments import on_payment, settle
 from app.streams.retention import sweep
 from app.streams.tokens import on_token
 
@@ -28,33 +32,59 @@ RULES = Rules(
 
 
 class Recorder:
-    """A sender that records what it was asked to send, and can fail for some tokens."""
+    """A sender that records what it sent, and fails for some tokens."""
+
+    name = "recorder"
 
     def __init__(self, failing: frozenset[str] = frozenset()) -> None:
         self.sent: list[tuple[str, str]] = []
         self.failing = failing
 
-    async def send(
-        self, token: str, message: str, *, payment_id: str | None = None, user_id: str | None = None
-    ) -> None:
-        if token in self.failing:
-            raise ConnectionError("provider down")
-        self.sent.append((token, message))
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        outcomes = []
+        for d in deliveries:
+            if d.token in self.failing:
+                outcomes.append(Outcome.retry("UNAVAILABLE"))
+            else:
+                self.sent.append((d.token, d.body))
+                outcomes.append(Outcome.delivered())
+        return outcomes
 
 
-def tables() -> PartitionTables:
-    return PartitionTables(tokens={}, sent={}, pending={})
+class Partition:
+    """One partition's tables and clock, with what the engine does at a batch's end."""
 
+    def __init__(self, sender: Recorder | None = None, rules: Rules = RULES) -> None:
+        self.tables = PartitionTables(tokens={}, sent={}, pending={})
+        self.state = PartitionState()
+        self.outbox = Outbox()
+        self.sender = sender or Recorder()
+        self.rules = rules
 
-def payment(pid: str, user: str = "u1", status: str = "succeeded") -> Payment:
-    return Payment(pid, user, status, Decimal("100"), "RUB")
+    @property
+    def sent(self) -> list[tuple[str, str]]:
+        return self.sender.sent
 
+    async def token(self, device: str, tok: str | None, at_ms: int, user: str = "u1") -> None:
+        when = datetime.fromtimestamp(at_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+        event = TokenEvent(user, device, tok, "android", when)
+        on_token(event, self.tables, self.state, self.rules, self.outbox)
+        await self.end_batch()
 
-def token(device: str, tok: str | None, at_ms: int, user: str = "u1") -> TokenEvent:
-    from datetime import datetime, timezone
+    async def payment(self, pid: str, at_ms: int, *, batch_end: bool = True) -> None:
+        p = Payment(pid, "u1", "succeeded", Decimal("100"), "RUB")
+        on_payment(p, at_ms, self.tables, self.state, self.rules, self.outbox)
+        if batch_end:
+            await self.end_batch()
 
-    when = datetime.fromtimestamp(at_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
-    return TokenEvent(user, device, tok, "android", when)
+    async def end_batch(self) -> None:
+        planned = self.outbox.take()
+        outcomes = await self.sender.send([p.delivery for p in planned])
+        settle(self.tables, planned, outcomes)
 
 
 def message(pid: str) -> str:
@@ -62,93 +92,102 @@ def message(pid: str) -> str:
 
 
 async def test_every_device_gets_a_payment_once_and_a_replay_sends_nothing():
-    t, state, sender = tables(), PartitionState(), Recorder()
-    await on_token(token("phone", "tok-p", 1_000), t, state, RULES, sender)
-    await on_token(token("tablet", "tok-t", 2_000), t, state, RULES, sender)
+    p = Partition()
+    await p.token("phone", "tok-p", 1_000)
+    await p.token("tablet", "tok-t", 2_000)
     for _ in range(2):  # the second time is a replay
-        await on_payment(payment("p1"), 3_000, t, state, RULES, sender)
-    assert sender.sent == [("tok-p", message("p1")), ("tok-t", message("p1"))]
-    assert t.sent[sent_key("p1", "succeeded")] == notified(3_000, ["phone", "tablet"])
+        await p.payment("p1", 3_000)
+    assert p.sent == [("tok-p", message("p1")), ("tok-t", message("p1"))]
+    assert p.tables.sent[sent_key("p1", "succeeded")] == notified(3_000, ["phone", "tablet"])
+
+
+async def test_a_payment_twice_in_one_batch_is_planned_once():
+    p = Partition()
+    await p.token("phone", "tok-p", 1_000)
+    await p.payment("p1", 2_000, batch_end=False)
+    await p.payment("p1", 2_000, batch_end=False)
+    await p.end_batch()
+    assert p.sent == [("tok-p", message("p1"))]
 
 
 async def test_a_payment_without_a_token_goes_to_every_device_registered_within_its_grace():
-    t, state, sender = tables(), PartitionState(), Recorder()
-    await on_payment(payment("p1"), 1_000, t, state, RULES, sender)
-    assert sender.sent == []
-    assert [e["payment"]["payment_id"] for e in t.pending[user_key("u1")]] == ["p1"]
-    assert t.sent[sent_key("p1", "succeeded")] == held(1_000)
+    p = Partition()
+    await p.payment("p1", 1_000)
+    assert p.sent == []
+    assert [e["payment"]["payment_id"] for e in p.tables.pending[user_key("u1")]] == ["p1"]
+    assert p.tables.sent[sent_key("p1", "succeeded")] == held(1_000)
 
-    await on_token(token("phone", "tok-p", 1_000 + MINUTE), t, state, RULES, sender)
-    await on_token(token("tablet", "tok-t", 1_000 + 2 * MINUTE), t, state, RULES, sender)
-    assert sender.sent == [("tok-p", message("p1")), ("tok-t", message("p1"))]
-    assert t.sent[sent_key("p1", "succeeded")] == notified(1_000, ["phone", "tablet"])
+    await p.token("phone", "tok-p", 1_000 + MINUTE)
+    await p.token("tablet", "tok-t", 1_000 + 2 * MINUTE)
+    assert p.sent == [("tok-p", message("p1")), ("tok-t", message("p1"))]
+    assert p.tables.sent[sent_key("p1", "succeeded")] == notified(1_000, ["phone", "tablet"])
     # It waits until its grace ends; then a device registered later gets nothing.
-    assert user_key("u1") in t.pending
-    await on_token(token("watch", "tok-w", 1_000 + RULES.grace_ms + 1), t, state, RULES, sender)
-    assert [tok for tok, _ in sender.sent] == ["tok-p", "tok-t"]
-    assert user_key("u1") not in t.pending
+    assert user_key("u1") in p.tables.pending
+    await p.token("watch", "tok-w", 1_000 + RULES.grace_ms + 1)
+    assert [tok for tok, _ in p.sent] == ["tok-p", "tok-t"]
+    assert user_key("u1") not in p.tables.pending
 
 
 async def test_a_pending_payment_past_its_grace_is_dropped_when_a_token_comes():
-    t, state, sender = tables(), PartitionState(), Recorder()
-    await on_payment(payment("p1"), 1_000, t, state, RULES, sender)
-    await on_token(token("phone", "tok-p", 1_000 + RULES.grace_ms + 1), t, state, RULES, sender)
-    assert sender.sent == []
-    assert user_key("u1") not in t.pending
+    p = Partition()
+    await p.payment("p1", 1_000)
+    await p.token("phone", "tok-p", 1_000 + RULES.grace_ms + 1)
+    assert p.sent == []
+    assert user_key("u1") not in p.tables.pending
 
 
 async def test_without_grace_a_payment_without_devices_is_reported_and_never_sent():
     rules = Rules(grace_ms=0, retention_ms=MINUTE, max_devices=3, max_pending=2, sweep_every_s=1)
-    t, state, sender = tables(), PartitionState(), Recorder()
-    await on_payment(payment("p1"), 1_000, t, state, rules, sender)
-    assert t.pending == {}
-    await on_token(token("phone", "tok-p", 2_000), t, state, rules, sender)
+    p = Partition(rules=rules)
+    await p.payment("p1", 1_000)
+    assert p.tables.pending == {}
+    await p.token("phone", "tok-p", 2_000)
     # A replay of the payment once the user has a token stays held.
-    await on_payment(payment("p1"), 1_000, t, state, rules, sender)
-    assert sender.sent == []
+    await p.payment("p1", 1_000)
+    assert p.sent == []
 
 
 async def test_a_payment_older_than_the_clock_by_more_than_the_grace_is_not_kept():
-    t, state, sender = tables(), PartitionState(), Recorder()
-    state.advance(1_000 + RULES.grace_ms + 1)
-    await on_payment(payment("p1"), 1_000, t, state, RULES, sender)
-    assert t.pending == {}
-    assert t.sent[sent_key("p1", "succeeded")] == held(1_000)
+    p = Partition()
+    p.state.advance(1_000 + RULES.grace_ms + 1)
+    await p.payment("p1", 1_000)
+    assert p.tables.pending == {}
+    assert p.tables.sent[sent_key("p1", "succeeded")] == held(1_000)
 
 
 async def test_pending_payments_over_the_limit_drop_the_oldest():
-    t, state, sender = tables(), PartitionState(), Recorder()
+    p = Partition()
     for i in range(3):
-        await on_payment(payment(f"p{i}"), 1_000 + i, t, state, RULES, sender)
-    await on_token(token("phone", "tok-p", 2_000), t, state, RULES, sender)
-    assert sender.sent == [("tok-p", message("p1")), ("tok-p", message("p2"))]
+        await p.payment(f"p{i}", 1_000 + i)
+    await p.token("phone", "tok-p", 2_000)
+    assert p.sent == [("tok-p", message("p1")), ("tok-p", message("p2"))]
 
 
 async def test_a_device_that_failed_is_not_remembered_as_notified():
-    t, state = tables(), PartitionState()
-    await on_token(token("a", "tok-a", 1_000), t, state, RULES, Recorder())
-    await on_token(token("b", "tok-b", 1_000), t, state, RULES, Recorder())
-    await on_payment(payment("p1"), 2_000, t, state, RULES, Recorder(frozenset({"tok-b"})))
-    assert t.sent[sent_key("p1", "succeeded")] == notified(2_000, ["a"])
+    p = Partition(Recorder(frozenset({"tok-b"})))
+    await p.token("a", "tok-a", 1_000)
+    await p.token("b", "tok-b", 1_000)
+    await p.payment("p1", 2_000)
+    assert p.tables.sent[sent_key("p1", "succeeded")] == notified(2_000, ["a"])
 
 
 async def test_a_replay_sends_nothing_even_to_devices_registered_since():
-    t, state, sender = tables(), PartitionState(), Recorder()
-    await on_token(token("a", "tok-a", 1_000), t, state, RULES, sender)
-    await on_payment(payment("p1"), 2_000, t, state, RULES, sender)
-    await on_token(token("b", "tok-b", 3_000), t, state, RULES, sender)
-    await on_payment(payment("p1"), 2_000, t, state, RULES, sender)
-    assert sender.sent == [("tok-a", message("p1"))]
+    p = Partition()
+    await p.token("a", "tok-a", 1_000)
+    await p.payment("p1", 2_000)
+    await p.token("b", "tok-b", 3_000)
+    await p.payment("p1", 2_000)
+    assert p.sent == [("tok-a", message("p1"))]
 
 
 async def test_devices_past_the_limit_evict_the_oldest_and_removals_empty_the_user():
-    t, state, sender = tables(), PartitionState(), Recorder()
+    p = Partition()
     for i, device in enumerate(["a", "b", "c", "d"]):
-        await on_token(token(device, f"tok-{device}", 1_000 + i), t, state, RULES, sender)
-    assert sorted(t.tokens[user_key("u1")]) == ["b", "c", "d"]
+        await p.token(device, f"tok-{device}", 1_000 + i)
+    assert sorted(p.tables.tokens[user_key("u1")]) == ["b", "c", "d"]
     for device in ["b", "c", "d"]:
-        await on_token(token(device, None, 2_000), t, state, RULES, sender)
-    assert user_key("u1") not in t.tokens
+        await p.token(device, None, 2_000)
+    assert user_key("u1") not in p.tables.tokens
 
 
 def scanner(t: PartitionTables):
@@ -170,27 +209,13 @@ class Clock:
 
 @pytest.mark.parametrize("elapsed, swept", [(10.0, False), (30.0, True)])
 async def test_sweeps_drop_expired_state_at_most_every_interval(elapsed, swept):
-    t, state, sender, clock = tables(), PartitionState(), Recorder(), Clock()
-    await on_payment(payment("old"), 1_000, t, state, RULES, sender)  # pending, held
-    sweep(t, state, RULES, scanner(t), clock)  # the first sweep runs at once: nothing is old
-    assert sent_key("old", "succeeded") in t.sent and t.pending
+    p, clock = Partition(), Clock()
+    await p.payment("old", 1_000)  # pending, held
+    sweep(p.tables, p.state, RULES, scanner(p.tables), clock)  # at once: nothing is old
+    assert sent_key("old", "succeeded") in p.tables.sent and p.tables.pending
 
-    state.advance(1_000 + RULES.retention_ms + 1)
+    p.state.advance(1_000 + RULES.retention_ms + 1)
     clock.now += elapsed
-    sweep(t, state, RULES, scanner(t), clock)
-    assert (sent_key("old", "succeeded") not in t.sent) is swept
-    assert (user_key("u1") not in t.pending) is swept
-
-
-def test_partition_state_is_kept_for_partitions_still_assigned():
-    from app.streams.partition import Partitions
-
-    partitions = Partitions()
-    partitions.assign({0, 1})
-    partitions[0].advance(5_000)
-    partitions[1].advance(7_000)
-    partitions.assign({1, 2})
-    assert partitions[1].stream_time == 7_000
-    assert partitions[2].stream_time == 0
-    partitions.assign({0})
-    assert partitions[0].stream_time == 0  # it left and came back: rebuilt
+    sweep(p.tables, p.state, RULES, scanner(p.tables), clock)
+    assert (sent_key("old", "succeeded") not in p.tables.sent) is swept
+    assert (user_key("u1") not in p.tables.pending) is swept
