@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -61,7 +62,7 @@ class SigningKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    def sign(self, claims: dict[str, Any], *, kid: str | None | bool = True) -> str:
+    def sign(self, claims: dict[str, Any], *, kid: str | bool | None = True) -> str:
         """``claims`` signed with this key; ``kid=False`` leaves the kid header out."""
         headers = {} if kid is False else {"kid": self.kid if kid is True else kid}
         return jwt.encode(claims, self.private, algorithm=self.alg, headers=headers)
@@ -88,9 +89,7 @@ def _b64(data: bytes) -> str:
 
 def forge(header: dict[str, Any], payload: dict[str, Any], hmac_secret: bytes | None) -> str:
     """A compact JWT built by hand: HS256 over ``hmac_secret``, or no signature."""
-    signing_input = (
-        f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
-    )
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
     if hmac_secret is None:
         return f"{signing_input}."
     mac = hmac.new(hmac_secret, signing_input.encode("ascii"), hashlib.sha256).digest()
@@ -138,10 +137,8 @@ class JwksServer:
     async def _handle(self, request: web.Request) -> web.Response:
         self.fetches += 1
         if self.delay:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.delay)
-            except asyncio.TimeoutError:
-                pass
         if self.failure == "garbage":
             return web.Response(text="<html>not a key set</html>", content_type="text/html")
         if isinstance(self.failure, int):

@@ -102,7 +102,7 @@ def test_pem_keys_rsa_and_p256_only(rsa_key, ec_key):
 
 
 def test_a_pem_file_that_is_missing_or_not_a_key_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="PUSHES_USER_JWT_PUBLIC_KEY=.*cannot be read"):
+    with pytest.raises(ConfigError, match=r"PUSHES_USER_JWT_PUBLIC_KEY=.*cannot be read"):
         PemKeys.from_file(str(tmp_path / "absent.pem"))
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("hello")
@@ -242,9 +242,7 @@ async def test_a_withdrawn_key_stops_working_after_max_age(jwks_server, rsa_key,
         await keys.close()
 
 
-async def test_a_burst_of_unknown_kids_fetches_at_most_once_a_minute(
-    jwks_server, rsa_key, clock
-):
+async def test_a_burst_of_unknown_kids_fetches_at_most_once_a_minute(jwks_server, rsa_key, clock):
     keys = JwksKeys(jwks_server.url, clock=clock)
     jwks_server.delay = 0.2  # long enough for the whole burst to wait on one fetch
     try:

@@ -1,0 +1,87 @@
+"""The request guard on aiohttp: one middleware, and the one check a handler makes.
+
+:func:`guard_middleware` guards every operation by :mod:`app.api.access`:
+public ones pass; for the others it identifies the caller (401, 403 for a
+wrong service token, 429 for an address over its limit, 503 while the key
+set cannot be fetched), authorizes the path's ``{user_id}`` or a service
+endpoint (403), stores the caller on the request, and counts the answer
+against the client's address.  ``POST /tokens`` names its user in the body,
+so its handler calls :func:`authorize_registration` once the body is parsed.
+Refusals are the API's JSON errors, ``{"error": ..., "code": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from aiohttp import web
+
+from app.api.access import Access, access_of
+from app.api.callers import Caller
+from app.api.guard import RequestGuard
+from app.api.refusals import Refusal
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+#: The identified caller of a request that passed the middleware.
+CALLER = web.RequestKey("pushes_caller", Caller)
+_GUARD = web.RequestKey("pushes_guard", RequestGuard)
+
+_compact_json = partial(json.dumps, separators=(",", ":"))
+
+
+def refusal_response(refusal: Refusal) -> web.Response:
+    """The JSON answer to a refusal, with its ``WWW-Authenticate``/``Retry-After``."""
+    return web.json_response(
+        refusal.body(), status=refusal.status, headers=refusal.headers(), dumps=_compact_json
+    )
+
+
+def guard_middleware(guard: RequestGuard) -> Middleware:
+    """The middleware that guards every request with ``guard`` (see the module doc)."""
+
+    @web.middleware
+    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else None
+        access = access_of(route, request.method) if route is not None else Access.SERVICE
+        if access is Access.PUBLIC:
+            return await handler(request)
+        address = guard.address(request.remote, request.headers.get("X-Forwarded-For"))
+        status = 500
+        try:
+            response = await _answer(guard, access, request, handler, address)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            guard.record(address, status)
+
+    return guarded
+
+
+async def _answer(
+    guard: RequestGuard, access: Access, request: web.Request, handler: Handler, address: str
+) -> web.StreamResponse:
+    caller = await guard.identify(request.headers.get("Authorization"), address)
+    if not isinstance(caller, Refusal):
+        if access is Access.USER_IN_PATH:
+            caller = guard.authorize(caller, request.match_info.get("user_id"))
+        elif access is Access.SERVICE:
+            caller = guard.authorize(caller, None)
+    if isinstance(caller, Refusal):
+        return refusal_response(caller)
+    request[CALLER] = caller
+    request[_GUARD] = guard
+    return await handler(request)
+
+
+def authorize_registration(request: web.Request, user_id: str) -> Refusal | None:
+    """For ``POST /tokens`` once its body is parsed: 403 for another user, 429 over the limit."""
+    outcome = request[_GUARD].authorize(request[CALLER], user_id, registration=True)
+    return outcome if isinstance(outcome, Refusal) else None
