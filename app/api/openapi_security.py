@@ -1,7 +1,8 @@
 """The OpenAPI description of who may call what: security schemes and their answers.
 
 Pure, from the settings, like :func:`app.api.openapi.build_openapi`, whose
-document :func:`apply_security` completes:
+document :func:`apply_security` completes (``build_openapi`` calls it, so the
+served document always has it):
 
 - ``components.securitySchemes``: ``serviceToken`` (HTTP bearer, the
   ``PUSHES_API_TOKEN``) and, with user-JWT keys configured, ``userJwt`` (HTTP
@@ -135,7 +136,8 @@ def apply_security(document: Schema, settings: Settings) -> Schema:
     """``document`` (from ``build_openapi``) with this module's security, as a new document.
 
     The guard's 401/403/429 replace the document's own; a 503 it already has
-    keeps its content, its description extended.
+    keeps its content, its description extended.  Applying it again changes
+    nothing.
     """
     doc = copy.deepcopy(document)
     doc.pop("security", None)
@@ -164,7 +166,9 @@ def apply_security(document: Schema, settings: Settings) -> Schema:
             for status, response in extra["responses"].items():
                 if status in answers:
                     merged = dict(answers[status])
-                    merged["description"] += "; " + response["description"]
+                    # Applied twice, a description is not extended twice.
+                    if response["description"] not in merged["description"]:
+                        merged["description"] += "; " + response["description"]
                     merged.setdefault("headers", {}).update(response.get("headers", {}))
                     answers[status] = merged
                 else:
