@@ -20,6 +20,7 @@ Per request:
 
 from __future__ import annotations
 
+import logging
 import time
 
 from app.api import callers
@@ -29,6 +30,16 @@ from app.api.limits import AbuseLimits, client_key
 from app.api.refusals import Refusal
 from app.api.user_jwt import JwtVerifier
 from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Logged once when the worker's API starts without any authentication.
+OPEN_API_WARNING = (
+    "the HTTP API is OPEN: anyone who reaches this port may register, read and remove "
+    "any user's push tokens. Set PUSHES_API_TOKEN (a trusted backend) and/or "
+    "PUSHES_USER_JWKS_URL or PUSHES_USER_JWT_PUBLIC_KEY (user JWTs), and "
+    "PUSHES_REQUIRE_AUTH=true in production"
+)
 
 
 class RequestGuard:
@@ -103,6 +114,13 @@ class RequestGuard:
         """
         if not self.config.open:
             self.limits.record_answer(address, status)
+
+    def start(self) -> None:
+        """When the API starts serving: warn once if it is open, else start loading the keys."""
+        if self.config.open:
+            log.warning(OPEN_API_WARNING)
+        elif self.verifier is not None:
+            self.verifier.keys.start()
 
     async def close(self) -> None:
         """Release the key source (its HTTP session)."""

@@ -8,6 +8,7 @@ endpoint (403), stores the caller on the request, and counts the answer
 against the client's address.  ``POST /tokens`` names its user in the body,
 so its handler calls :func:`authorize_registration` once the body is parsed.
 Refusals are the API's JSON errors, ``{"error": ..., "code": ...}``.
+:func:`serve_with` ties the guard's life to the web server's.
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ async def _answer(
     request[CALLER] = caller
     request[_GUARD] = guard
     return await handler(request)
+
+
+def serve_with(web_app: web.Application, guard: RequestGuard) -> None:
+    """Start ``guard`` when ``web_app`` starts serving, and close it once the server stopped.
+
+    Set before the server starts: aiohttp freezes the hooks then.
+    """
+
+    async def start(_: web.Application) -> None:
+        guard.start()
+
+    async def close(_: web.Application) -> None:
+        await guard.close()
+
+    web_app.on_startup.append(start)
+    web_app.on_cleanup.append(close)
 
 
 def authorize_registration(request: web.Request, user_id: str) -> Refusal | None:

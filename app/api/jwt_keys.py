@@ -64,6 +64,10 @@ class KeySource(Protocol):
         """The key a token with header ``kid`` must verify with, or why there is none."""
         ...
 
+    def start(self) -> None:
+        """Begin loading keys in the background, if there is anything to load (no waiting)."""
+        ...
+
     async def close(self) -> None:
         """Release what the source holds open (an HTTP session)."""
         ...
@@ -156,6 +160,9 @@ class PemKeys:
     async def key_for(self, kid: str | None) -> PyJWK | Refusal:
         """The file's key."""
         return self.key
+
+    def start(self) -> None:
+        """Nothing to load: the file was read when the worker was built."""
 
     async def close(self) -> None:
         """Nothing is held open."""
@@ -251,6 +258,14 @@ class JwksKeys:
             return step
         assert kid is not None  # plan_lookup refuses a missing kid
         return self.state.keys[kid]
+
+    def start(self) -> None:
+        """Fetch the set in the background (at start-up), so the first JWT need not wait.
+
+        The worker does not wait for it: an issuer that is down must not keep
+        the API from serving the service token and the health checks.
+        """
+        self._start_fetch()
 
     async def refresh(self) -> None:
         """Fetch the set now, or wait for the fetch in flight (e.g. at start-up).

@@ -6,7 +6,7 @@ import pytest
 
 from app.api import refusals as r
 from app.api.callers import ANONYMOUS, SERVICE, user_caller
-from app.api.guard import RequestGuard
+from app.api.guard import OPEN_API_WARNING, RequestGuard
 from app.api.jwt_keys import JwksKeys
 from app.api.refusals import Refusal
 from app.config import Settings
@@ -131,6 +131,41 @@ async def test_a_guard_with_a_jwks_url_checks_tokens_against_it(clock, ec_key):
         assert refusal.code == r.BAD_SIGNATURE
         assert server.fetches == 1
         assert guard.address("10.0.0.1", "203.0.113.9") == "203.0.113.9"
+    finally:
+        await guard.close()
+        await server.stop()
+
+
+def test_an_open_guard_warns_once_at_start_that_the_api_is_open(clock, caplog):
+    RequestGuard.from_settings(settings_with(), clock=clock).start()
+    warnings = [rec for rec in caplog.records if rec.levelname == "WARNING"]
+    assert [rec.getMessage() for rec in warnings] == [OPEN_API_WARNING]
+    assert "PUSHES_REQUIRE_AUTH=true" in OPEN_API_WARNING
+
+
+async def test_a_secured_guard_says_nothing_and_loads_its_key_set_in_the_background(
+    clock, ec_key, caplog
+):
+    server = await JwksServer(ec_key).start()
+    server.delay = 0.3
+    guard = RequestGuard.from_settings(
+        settings_with(
+            PUSHES_USER_JWKS_URL=server.url,
+            PUSHES_USER_JWT_ISSUER=ISSUER,
+            PUSHES_USER_JWT_AUDIENCE=AUDIENCE,
+        ),
+        clock=clock,
+    )
+    try:
+        guard.start()  # returns at once, while the issuer takes its time
+        keys = guard.verifier.keys
+        assert keys.state.in_flight and not keys.state.keys
+        await keys.refresh()  # waits for the fetch start() began, starts none
+        assert server.fetches == keys.fetches == 1 and ec_key.kid in keys.state.keys
+        token = ec_key.sign(claims("5"))
+        assert await guard.identify(f"Bearer {token}", ADDRESS) == user_caller("5")
+        assert server.fetches == 1
+        assert not [rec for rec in caplog.records if rec.levelname == "WARNING"]
     finally:
         await guard.close()
         await server.stop()

@@ -10,8 +10,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app.api import refusals as r
 from app.api.callers import CallerKind
-from app.api.guard import RequestGuard
-from app.api.guard_http import CALLER, authorize_registration, guard_middleware, refusal_response
+from app.api.guard import OPEN_API_WARNING, RequestGuard
+from app.api.guard_http import (
+    CALLER,
+    authorize_registration,
+    guard_middleware,
+    refusal_response,
+    serve_with,
+)
 from app.config import Settings
 from app.domain.records import normalize_user_id
 from tests.jwks_server import AUDIENCE, ISSUER, JwksServer, claims
@@ -142,3 +148,37 @@ async def test_a_client_that_keeps_failing_is_429_by_its_forwarded_address(clien
 async def test_unknown_paths_are_guarded_too(client):
     assert (await client.get("/nope")).status == 401
     assert (await client.get("/nope", headers=SERVICE)).status == 404
+
+
+async def test_the_guard_starts_and_closes_with_the_web_server(jwks_server: JwksServer):
+    settings = Settings.from_env(
+        {
+            "PUSHES_USER_JWKS_URL": jwks_server.url,
+            "PUSHES_USER_JWT_ISSUER": ISSUER,
+            "PUSHES_USER_JWT_AUDIENCE": AUDIENCE,
+        }
+    )
+    guard = RequestGuard.from_settings(settings)
+    app = web.Application(middlewares=[guard_middleware(guard)])
+    app.router.add_get("/tokens/{user_id}", devices)
+    serve_with(app, guard)
+    keys = guard.verifier.keys
+    async with TestClient(TestServer(app)):
+        assert keys.fetches == 1  # started with the server, before any request
+        await keys.refresh()
+        session = keys._session
+        assert session is not None and not session.closed
+    assert session.closed and jwks_server.fetches == 1
+
+
+async def test_an_open_api_warns_once_when_its_server_starts(caplog):
+    guard = RequestGuard.from_settings(Settings.from_env({}))
+    app = web.Application(middlewares=[guard_middleware(guard)])
+    app.router.add_get("/tokens/{user_id}", devices)
+    serve_with(app, guard)
+    assert not caplog.records
+    async with TestClient(TestServer(app)) as c:
+        resp = await c.get("/tokens/1")
+        assert resp.status == 200 and (await resp.json())["caller"] == CallerKind.ANONYMOUS.value
+        await c.get("/tokens/2")
+    assert [rec.getMessage() for rec in caplog.records] == [OPEN_API_WARNING]
