@@ -101,8 +101,9 @@ class JwksServer:
 
     def __init__(self, *keys: SigningKey) -> None:
         self.jwks: dict[str, Any] = {"keys": [key.public_jwk() for key in keys]}
-        #: GET requests received.
+        #: GET requests received, and the monotonic time of the last one.
         self.fetches = 0
+        self.last_fetch: float | None = None
         #: None (serve the set), an HTTP status to answer instead, or "garbage".
         self.failure: int | str | None = None
         #: Seconds to wait before answering (a slow or hanging issuer).
@@ -136,6 +137,7 @@ class JwksServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.fetches += 1
+        self.last_fetch = time.monotonic()
         if self.delay:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.delay)
