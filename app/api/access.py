@@ -34,3 +34,16 @@ OPERATIONS: dict[tuple[str, str], Access] = {
 def access_of(route: str, method: str) -> Access:
     """How the operation ``method route`` is guarded (SERVICE unless listed)."""
     return OPERATIONS.get((route, method.lower()), Access.SERVICE)
+
+
+def access_of_unmatched(status: int) -> Access:
+    """How a request that matched no route is guarded, by the status aiohttp will answer.
+
+    A wrong method on a served path (405) is answered to anyone: no handler
+    runs, and its ``Allow`` header repeats what the API's description says,
+    while a public path must answer it without credentials.  An unknown path
+    (404) needs an identified caller, a user JWT too, so probing paths tells a
+    stranger nothing but 401, and a user gets 404 rather than a 403 about
+    service endpoints.
+    """
+    return Access.PUBLIC if status == 405 else Access.ANY_CALLER

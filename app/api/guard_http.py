@@ -1,12 +1,13 @@
 """The request guard on aiohttp: one middleware, and the one check a handler makes.
 
-:func:`guard_middleware` guards every operation by :mod:`app.api.access`:
-public ones pass; for the others it identifies the caller (401, 403 for a
-wrong service token, 429 for an address over its limit, 503 while the key
-set cannot be fetched), authorizes the path's ``{user_id}`` or a service
-endpoint (403), stores the caller on the request, and counts the answer
-against the client's address.  ``POST /tokens`` names its user in the body,
-so its handler calls :func:`authorize_registration` once the body is parsed.
+:func:`guard_middleware` guards every operation, and every request that
+matches none, by :mod:`app.api.access`: public ones pass; for the others it
+identifies the caller (401, 403 for a wrong service token, 429 for an
+address over its limit, 503 while the key set cannot be fetched), authorizes
+the path's ``{user_id}`` or a service endpoint (403), stores the caller on
+the request, and counts the answer against the client's address.
+``POST /tokens`` names its user in the body, so its handler calls
+:func:`authorize_registration` once the body is parsed.
 Refusals are the API's JSON errors, ``{"error": ..., "code": ...}``.
 :func:`serve_with` ties the guard's life to the web server's.
 """
@@ -19,7 +20,7 @@ from functools import partial
 
 from aiohttp import web
 
-from app.api.access import Access, access_of
+from app.api.access import Access, access_of, access_of_unmatched
 from app.api.callers import Caller
 from app.api.guard import RequestGuard
 from app.api.refusals import Refusal
@@ -46,9 +47,7 @@ def guard_middleware(guard: RequestGuard) -> Middleware:
 
     @web.middleware
     async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else None
-        access = access_of(route, request.method) if route is not None else Access.SERVICE
+        access = _access(request)
         if access is Access.PUBLIC:
             return await handler(request)
         address = guard.address(request.remote, request.headers.get("X-Forwarded-For"))
@@ -64,6 +63,14 @@ def guard_middleware(guard: RequestGuard) -> Middleware:
             guard.record(address, status)
 
     return guarded
+
+
+def _access(request: web.Request) -> Access:
+    match = request.match_info
+    if match.http_exception is not None:  # no route: aiohttp's 404 or 405
+        return access_of_unmatched(match.http_exception.status)
+    resource = match.route.resource
+    return access_of(resource.canonical, request.method) if resource else Access.SERVICE
 
 
 async def _answer(

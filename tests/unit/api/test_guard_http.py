@@ -145,9 +145,24 @@ async def test_a_client_that_keeps_failing_is_429_by_its_forwarded_address(clien
     assert (await client.get("/tokens/42", headers={**attacker, **valid})).status == 200
 
 
-async def test_unknown_paths_are_guarded_too(client):
+async def test_unknown_paths_are_guarded_too(client, rsa_key):
     assert (await client.get("/nope")).status == 401
     assert (await client.get("/nope", headers=SERVICE)).status == 404
+    # A user is identified too: the path does not exist, it is not a service endpoint.
+    assert (await client.get("/nope", headers=bearer(rsa_key.sign(claims(42))))).status == 404
+
+
+@pytest.mark.parametrize("credentials", ["none", "user", "service"])
+async def test_a_wrong_method_is_405_for_anyone(client, rsa_key, credentials):
+    headers = {
+        "none": {},
+        "user": bearer(rsa_key.sign(claims(42))),
+        "service": SERVICE,
+    }[credentials]
+    for method, path in (("TRACE", "/healthz"), ("PUT", "/tokens"), ("POST", "/stats")):
+        resp = await client.request(method, path, headers=headers)
+        assert resp.status == 405, (method, path)
+        assert "GET" in resp.headers["Allow"] or "POST" in resp.headers["Allow"]
 
 
 async def test_the_guard_starts_and_closes_with_the_web_server(jwks_server: JwksServer):
