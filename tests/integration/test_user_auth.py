@@ -258,6 +258,18 @@ def test_service_endpoints_take_the_service_token_only(worker: Worker, first_key
         assert call(worker, "GET", path)[0] == 200
 
 
+def test_a_wrong_method_is_405_for_anyone_and_an_unknown_path_404_for_a_user(
+    worker: Worker, first_key: SigningKey
+):
+    user = bearer(first_key.sign(claims(new_user("lost"))))
+    for headers in ({}, user):
+        status, got, body = call(worker, "TRACE", "/healthz", headers=headers)
+        assert (status, got["Allow"]) == (405, "GET") and "not allowed" in body["error"]
+    assert call(worker, "PUT", "/tokens", headers=user)[0] == 405
+    assert call(worker, "GET", "/no-such-page", headers=user)[0] == 404
+    assert_refused(call(worker, "GET", "/no-such-page"), 401, r.MISSING_CREDENTIALS)
+
+
 def test_the_served_document_declares_both_schemes(worker: Worker):
     status, _, doc = call(worker, "GET", "/openapi.json", headers=SERVICE)
     assert status == 200
