@@ -16,6 +16,8 @@ FAUST_DEFAULT_DATADIR = "{conf.name}-data"
 LOG_FORMATS = ("text", "json")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Names that hold a JWT claim: no spaces or control characters.
+_CLAIM_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/")
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,28 @@ class Settings:
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
+    # User JWTs (mobile apps acting for themselves): keys from a JWKS URL or a
+    # PEM public key file, never both; issuer and audience are then required.
+    user_jwks_url: str | None = None
+    user_jwt_public_key: str | None = None
+    user_jwt_issuer: str | None = None
+    user_jwt_audience: str | None = None
+    user_jwt_claim: str = "sub"
+    user_jwt_leeway_seconds: int = 30
+    # Refuse to start with an open API (no service token and no user-JWT keys).
+    require_auth: bool = False
+    registrations_per_user_per_hour: int = 20
+    # 401, 403 and 429 answers one client address may get per minute before
+    # all its requests are answered 429 (the service token is exempt).
+    failed_requests_per_address_per_minute: int = 60
+    # Proxies in front of the worker that append to X-Forwarded-For: how many
+    # of its right-most entries to skip to find the client's address.
+    trusted_proxy_hops: int = 0
+
+    @property
+    def user_jwt_enabled(self) -> bool:
+        """Whether user JWTs are accepted (a key source is configured)."""
+        return bool(self.user_jwks_url or self.user_jwt_public_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +188,32 @@ class Settings:
             kafka_ssl_cafile=_optional(env, "KAFKA_SSL_CAFILE"),
             kafka_ssl_certfile=_optional(env, "KAFKA_SSL_CERTFILE"),
             kafka_ssl_keyfile=_optional(env, "KAFKA_SSL_KEYFILE"),
+            user_jwks_url=_optional(env, "PUSHES_USER_JWKS_URL"),
+            user_jwt_public_key=_optional(env, "PUSHES_USER_JWT_PUBLIC_KEY"),
+            user_jwt_issuer=_optional(env, "PUSHES_USER_JWT_ISSUER"),
+            user_jwt_audience=_optional(env, "PUSHES_USER_JWT_AUDIENCE"),
+            user_jwt_claim=_text(env, "PUSHES_USER_JWT_CLAIM", defaults.user_jwt_claim),
+            user_jwt_leeway_seconds=_int(
+                env, "PUSHES_USER_JWT_LEEWAY_SECONDS", defaults.user_jwt_leeway_seconds, 0, 300
+            ),
+            require_auth=_flag(env, "PUSHES_REQUIRE_AUTH", defaults.require_auth),
+            registrations_per_user_per_hour=_int(
+                env,
+                "PUSHES_REGISTRATIONS_PER_USER_PER_HOUR",
+                defaults.registrations_per_user_per_hour,
+                1,
+                100_000,
+            ),
+            failed_requests_per_address_per_minute=_int(
+                env,
+                "PUSHES_FAILED_REQUESTS_PER_ADDRESS_PER_MINUTE",
+                defaults.failed_requests_per_address_per_minute,
+                1,
+                1_000_000,
+            ),
+            trusted_proxy_hops=_int(
+                env, "PUSHES_TRUSTED_PROXY_HOPS", defaults.trusted_proxy_hops, 0, 16
+            ),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -181,7 +231,36 @@ class Settings:
             raise ConfigError(
                 f"PUSHES_CANONICAL_URL={self.canonical_url!r} must start with http:// or https://"
             )
+        self._check_auth()
         return self
+
+    def _check_auth(self) -> None:
+        if self.user_jwks_url and self.user_jwt_public_key:
+            raise ConfigError(
+                "PUSHES_USER_JWKS_URL and PUSHES_USER_JWT_PUBLIC_KEY are both set; choose one"
+            )
+        if self.user_jwks_url and not self.user_jwks_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PUSHES_USER_JWKS_URL={self.user_jwks_url!r} must start with https:// or http://"
+            )
+        # Without both, a token minted by any issuer for any service would do.
+        if self.user_jwt_enabled and not (self.user_jwt_issuer and self.user_jwt_audience):
+            raise ConfigError(
+                "user JWTs need PUSHES_USER_JWT_ISSUER and PUSHES_USER_JWT_AUDIENCE "
+                "(PUSHES_USER_JWKS_URL or PUSHES_USER_JWT_PUBLIC_KEY is set)"
+            )
+        if not self.user_jwt_enabled and (self.user_jwt_issuer or self.user_jwt_audience):
+            raise ConfigError(
+                "PUSHES_USER_JWT_ISSUER/PUSHES_USER_JWT_AUDIENCE are set but no key is: "
+                "set PUSHES_USER_JWKS_URL or PUSHES_USER_JWT_PUBLIC_KEY"
+            )
+        if not set(self.user_jwt_claim) <= _CLAIM_NAME_CHARS:
+            raise ConfigError(f"PUSHES_USER_JWT_CLAIM={self.user_jwt_claim!r} is not a claim name")
+        if self.require_auth and not (self.api_token or self.user_jwt_enabled):
+            raise ConfigError(
+                "PUSHES_REQUIRE_AUTH=true but the API would be open: set PUSHES_API_TOKEN, "
+                "or PUSHES_USER_JWKS_URL / PUSHES_USER_JWT_PUBLIC_KEY for user JWTs"
+            )
 
     @property
     def broker_url(self) -> str:

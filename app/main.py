@@ -15,6 +15,7 @@ from mode import BaseSignalT
 
 from app import api
 from app.api.context import ApiContext
+from app.api.guard import RequestGuard
 from app.api.middleware import middlewares
 from app.application import create_app
 from app.cli import commands  # noqa: F401  (defining the commands registers them)
@@ -29,7 +30,9 @@ from app.topics import PENDING_TABLE, SENT_TABLE, TOKENS_TABLE, TopicNames, Topi
 from tables import pending, sent, tokens
 
 settings = Settings.from_env()
-app = create_app(settings, middlewares(settings.api_token))
+# Reads a PEM key file now: a bad one stops the worker before it starts.
+guard = RequestGuard.from_settings(settings)
+app = create_app(settings, middlewares(guard))
 topics = Topics(app, TopicNames.of(settings), settings.partitions)
 tokens_table = tokens.declare(app, settings)
 sent_table = sent.declare(app, settings)
@@ -67,7 +70,7 @@ def _readiness() -> ReadinessState:
     )
 
 
-api.register(app, ApiContext(settings, tokens_table, topics.tokens, _readiness))
+api.register(app, ApiContext(settings, tokens_table, topics.tokens, _readiness), guard)
 REGISTRY.register(TableCollector(app, tokens_table))
 REGISTRY.register(LagCollector(app))
 

@@ -1,10 +1,10 @@
-"""Who may call the HTTP API: an optional bearer token, and an admin secret.
+"""The admin secret, which unmasks push tokens for a trusted operator.
 
-``PUSHES_API_TOKEN`` protects every endpoint but the health checks; without it
-the API is open (local development).  ``PUSHES_ADMIN_TOKEN``, sent as
-``X-Admin-Token``, additionally unmasks push tokens in ``GET /tokens/{user_id}``.
-Comparisons take constant time, so response timing does not reveal a secret
-character by character.
+``PUSHES_ADMIN_TOKEN``, sent as ``X-Admin-Token``, additionally unmasks push
+tokens in ``GET /tokens/{user_id}``; who may call at all is
+:mod:`app.api.callers`' and :mod:`app.api.access`' (the service token and
+user JWTs).  The comparison takes constant time, so response timing does not
+reveal the secret character by character.
 """
 
 from __future__ import annotations
@@ -13,24 +13,7 @@ import hmac
 
 from app.api.problems import Problem
 
-#: Paths answered without a token: orchestrators probe them without secrets.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 ADMIN_HEADER = "X-Admin-Token"
-
-
-def check_bearer(path: str, authorization: str | None, api_token: str | None) -> None:
-    """Raise :class:`Problem` unless the request may reach ``path``.
-
-    No ``Authorization`` header (or not a bearer one) is 401; a bearer token
-    that is not the configured one is 403.
-    """
-    if api_token is None or path in PUBLIC_PATHS:
-        return
-    scheme, _, credentials = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        raise Problem(401, "authentication required: send 'Authorization: Bearer <token>'")
-    if not _same(credentials.strip(), api_token):
-        raise Problem(403, "the bearer token is not valid")
 
 
 def reveals_tokens(admin_header: str | None, admin_token: str | None) -> bool:

@@ -1,9 +1,10 @@
-"""What every HTTP request goes through: metrics, JSON errors, authentication.
+"""What every HTTP request goes through: metrics, JSON errors, the request guard.
 
 aiohttp answers unknown paths (404), wrong methods (405) and oversized bodies
 (413) with text/plain pages, and an unexpected exception with a text 500.
 :func:`json_errors` turns all of them into the API's ``{"error": ...}`` shape;
 error texts never echo the request, so no token can come back in one.
+Who may call what, and the abuse limits, are :mod:`app.api.guard_http`'s.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from functools import partial
 
 from aiohttp import web as aiohttp_web
 
-from app.api.auth import check_bearer
-from app.api.problems import Problem
+from app.api.guard import RequestGuard
+from app.api.guard_http import guard_middleware
 from app.ops.metrics import UNMATCHED_ROUTE, http_latency, http_requests, method_label
 
 log = logging.getLogger(__name__)
@@ -102,25 +103,6 @@ async def json_errors(request: aiohttp_web.Request, handler: Handler) -> aiohttp
     return response
 
 
-def authenticate(api_token: str | None) -> Middleware:
-    """A middleware refusing requests without ``api_token`` as bearer (health checks excepted)."""
-
-    @aiohttp_web.middleware
-    async def authenticated(
-        request: aiohttp_web.Request, handler: Handler
-    ) -> aiohttp_web.StreamResponse:
-        try:
-            check_bearer(request.path, request.headers.get("Authorization"), api_token)
-        except Problem as problem:
-            headers = (
-                {"WWW-Authenticate": 'Bearer realm="pushes"'} if problem.status == 401 else None
-            )
-            return json_error(problem.status, problem.message, headers)
-        return await handler(request)
-
-    return authenticated
-
-
-def middlewares(api_token: str | None) -> list[Middleware]:
-    """Every middleware of the API, outermost first."""
-    return [measure, json_errors, authenticate(api_token)]
+def middlewares(guard: RequestGuard) -> list[Middleware]:
+    """Every middleware of the API, outermost first: the guard's refusals are measured too."""
+    return [measure, json_errors, guard_middleware(guard)]

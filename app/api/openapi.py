@@ -1,9 +1,11 @@
 """The OpenAPI 3 description of the HTTP API, served at ``GET /openapi.json``.
 
-Built from the settings, so it tells the truth about this deployment: the
-bearer-token requirement and its 401/403 answers appear only when
-``PUSHES_API_TOKEN`` is set.  The limits are the ones :mod:`app.domain.records` and
-:mod:`app.api.tokens` enforce; the fuzz test (schemathesis) holds the API to them.
+Built from the settings, so it tells the truth about this deployment: who
+may call what (the security schemes, and the 401/403/429 answers) comes from
+:mod:`app.api.openapi_security`, which declares them only when the service
+token or user JWTs are configured.  The limits are the ones
+:mod:`app.domain.records` and :mod:`app.api.tokens` enforce; the fuzz test
+(schemathesis) holds the API to them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.auth import ADMIN_HEADER
+from app.api.openapi_security import apply_security
 from app.config import Settings
 from app.domain.records import (
     MAX_DEVICE_ID_CHARS,
@@ -168,31 +171,19 @@ def _user_id_param() -> Schema:
 
 
 def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
-    """The OpenAPI 3.1 document for a worker running with ``settings``."""
-    secured = settings.api_token is not None
-    auth: dict[str, Schema] = {}
-    if secured:
-        auth = {
-            "401": _json(
-                "Error",
-                "no bearer token",
-                headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
-            ),
-            "403": _error("the bearer token is not the configured one"),
-        }
+    """The OpenAPI 3.1 document for a worker running with ``settings``, its security included."""
     unavailable = {"503": _error("Kafka or the partition's owner is not reachable right now")}
     not_found = {"404": _error("no such endpoint (e.g. an empty path segment)")}
     publish_errors = {
         "400": _error("the request is invalid; the message names the field"),
         **not_found,
-        **auth,
         **unavailable,
     }
     paths: Schema = {
         "/": {
             "get": {
                 "summary": "Faust's index page",
-                "responses": {"200": _json("Index", 'always {"status": "OK"}'), **auth},
+                "responses": {"200": _json("Index", 'always {"status": "OK"}')},
             }
         },
         "/tokens": {
@@ -233,9 +224,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
                 "responses": {
                     "200": _json("Devices", "the user's devices"),
                     "400": _error("the user id is invalid"),
-                    "403": _error(f"the bearer token or the {ADMIN_HEADER} header is not valid"),
                     "404": _error("the user has no device"),
-                    **{k: v for k, v in auth.items() if k != "403"},
                     **unavailable,
                 },
             },
@@ -262,7 +251,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
         "/stats": {
             "get": {
                 "summary": "Users and devices per partition owned by this worker",
-                "responses": {"200": _json("Stats", "this worker's partitions"), **auth},
+                "responses": {"200": _json("Stats", "this worker's partitions")},
             }
         },
         "/metrics": {
@@ -273,7 +262,6 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
                         "description": "Prometheus text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **auth,
                 },
             }
         },
@@ -302,7 +290,6 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
                         "description": "OpenAPI 3.1",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    **auth,
                 },
             }
         },
@@ -318,9 +305,4 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
         "paths": paths,
         "components": {"schemas": _schemas()},
     }
-    if secured:
-        document["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "PUSHES_API_TOKEN"}
-        }
-        document["security"] = [{"bearer": []}]
-    return document
+    return apply_security(document, settings)

@@ -4,8 +4,14 @@
 ``DELETE /tokens/{user_id}/{device_id}`` removes one.  Both publish an event
 to the tokens topic and answer ``202`` only once Kafka acknowledged it
 (acks=all), so an accepted request is never lost.  ``GET /tokens/{user_id}``
-shows a user's devices, tokens masked (unless the caller holds the admin
-secret), from whichever worker owns the user.
+shows a user's devices, tokens masked (unless the service, or an open API's
+caller, holds the admin secret), from whichever worker owns the user.
+
+Who may act for which user is the guard's (:mod:`app.api.guard_http`): its
+middleware has identified the caller and, for the path's ``{user_id}``,
+authorized it before a handler runs; ``POST /tokens`` learns its user from
+the body, so its handler asks :func:`authorize_registration` (403 for another
+user, 429 past the per-user registration limit) before publishing.
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ from faust import web
 from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
 
-from app.api.auth import ADMIN_HEADER, reveals_tokens
+from app.api.auth import ADMIN_HEADER
+from app.api.callers import reveal_tokens
 from app.api.context import context_of
+from app.api.guard_http import CALLER, authorize_registration, refusal_response
 from app.api.problems import Problem
+from app.api.refusals import Refusal
 from app.domain.devices import Devices
 from app.domain.partitioning import user_key
 from app.domain.records import (
@@ -108,6 +117,9 @@ class TokensView(web.View):
             event = parse_registration_body(body, _aiohttp(request).content_type)
         except Problem as problem:
             return self.error(problem.status, problem.message)
+        refusal = authorize_registration(_aiohttp(request), event.user_id)
+        if refusal is not None:
+            return _refused(refusal)
         return await _publish(self, event, "registered")
 
 
@@ -119,12 +131,17 @@ class UserTokensView(web.View):
         """Route to the worker that owns the user, then read the table there."""
         try:
             uid = normalize_user_id(user_id)
-            context = context_of(self)
-            reveal = reveals_tokens(request.headers.get(ADMIN_HEADER), context.settings.admin_token)
         except InvalidRecord as exc:
             return self.error(400, str(exc))
-        except Problem as problem:
-            return self.error(problem.status, problem.message)
+        context = context_of(self)
+        # A user JWT (already held to its own user) never unmasks tokens.
+        reveal = reveal_tokens(
+            _aiohttp(request)[CALLER],
+            request.headers.get(ADMIN_HEADER),
+            context.settings.admin_token,
+        )
+        if isinstance(reveal, Refusal):
+            return _refused(reveal)
         key = user_key(uid)
         if ROUTED_HEADER not in request.headers:
             try:
@@ -165,6 +182,11 @@ class DeviceView(web.View):
 def _aiohttp(request: web.Request) -> aiohttp_web.Request:
     # Faust's Request type is driver-neutral; the worker's driver is aiohttp.
     return cast(aiohttp_web.Request, request)
+
+
+def _refused(refusal: Refusal) -> web.Response:
+    # The worker's driver is aiohttp: its responses are Faust's.
+    return cast(web.Response, refusal_response(refusal))
 
 
 async def _read_body(request: web.Request) -> bytes:

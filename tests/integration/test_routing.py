@@ -3,7 +3,8 @@
 Each worker advertises ``PUSHES_CANONICAL_URL``; the router, the topic and the
 table hash the same raw key bytes, so a request for a user owned by the other
 worker is forwarded there (with its bearer token and admin header) and never
-bounced back.
+bounced back.  Both workers also accept user JWTs from one local JWKS server:
+a user's JWT is checked before routing and again by the owner.
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.api import refusals as r
 from app.domain.partitioning import canonical_partition
-from tests.integration.harness import Namespace, Worker
+from tests.integration.harness import Namespace, Worker, fetch, masked
+from tests.jwks_server import (
+    AUDIENCE,
+    ISSUER,
+    JwksServer,
+    SigningKey,
+    ThreadedJwksServer,
+    claims,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +35,32 @@ ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Worker]]:
+def user_key() -> SigningKey:
+    return SigningKey.ec("route-ec")
+
+
+@pytest.fixture(scope="module")
+def jwks(user_key: SigningKey) -> Iterator[JwksServer]:
+    with ThreadedJwksServer(user_key) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pair(
+    jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Worker, Worker]]:
     namespace, workdir = Namespace.fresh(), tmp_path_factory.mktemp("routing")
     workers = []
     for name in ("w1", "w2"):
         w = Worker(
-            namespace, workdir, name, PUSHES_API_TOKEN=API_TOKEN, PUSHES_ADMIN_TOKEN=ADMIN_TOKEN
+            namespace,
+            workdir,
+            name,
+            PUSHES_API_TOKEN=API_TOKEN,
+            PUSHES_ADMIN_TOKEN=ADMIN_TOKEN,
+            PUSHES_USER_JWKS_URL=jwks.url,
+            PUSHES_USER_JWT_ISSUER=ISSUER,
+            PUSHES_USER_JWT_AUDIENCE=AUDIENCE,
         )
         w.env["PUSHES_CANONICAL_URL"] = w.url
         w.headers = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -104,5 +134,45 @@ def test_credentials_are_checked_before_routing(pair: tuple[Worker, Worker]):
     w1, w2 = pair
     p1, _ = wait_split(w1, w2)
     (user,) = users_on(p1, 1)  # owned by w1, asked on w2
-    assert w2.request("GET", f"/tokens/{user}", headers={"Authorization": "Bearer no"})[0] == 403
+    # Neither the service token nor a JWT: 401 (with user JWTs on, it could be a broken JWT).
+    status, answer = w2.request("GET", f"/tokens/{user}", headers={"Authorization": "Bearer no"})
+    assert (status, answer["code"]) == (401, r.MALFORMED_TOKEN)
     assert w2.request("GET", f"/tokens/{user}", headers={"X-Admin-Token": "guess"})[0] == 403
+
+
+def owner_get_200s(worker: Worker) -> float:
+    """How many ``GET /tokens/{user_id}`` the worker answered 200 (its /metrics)."""
+    status, _, body = fetch(worker.url + "/metrics", headers=worker.headers)
+    assert status == 200
+    wanted = {'route="/tokens/{user_id}"', 'method="GET"', 'status="200"'}
+    for line in body.decode().splitlines():
+        series, _, value = line.rpartition(" ")
+        name, _, labels = series.partition("{")
+        if name == "pushes_http_requests_total" and set(labels.rstrip("}").split(",")) == wanted:
+            return float(value)
+    return 0.0
+
+
+def test_a_user_jwt_reads_its_own_devices_through_the_other_worker(
+    pair: tuple[Worker, Worker], user_key: SigningKey
+):
+    w1, w2 = pair
+    p1, _ = wait_split(w1, w2)
+    user, other = users_on(p1, 2)  # owned by w1, asked on w2
+    token = f"route-token-{uuid.uuid4().hex}"
+    w1.register(user, token)
+    w2.wait_token(user, "default", token)  # the service, routed
+    jwt = {"Authorization": f"Bearer {user_key.sign(claims(user))}"}
+    served_by_owner = owner_get_200s(w1)
+    status, answer = w2.request("GET", f"/tokens/{user}", headers=jwt)
+    assert status == 200 and answer["devices"][0]["token"] == masked(token)
+    # The owner answered it, past its own guard, with the user's JWT.
+    assert owner_get_200s(w1) == served_by_owner + 1
+    # Another user's devices are refused on w2, before any routing.
+    status, answer = w2.request("GET", f"/tokens/{other}", headers=jwt)
+    assert (status, answer["code"]) == (403, r.USER_MISMATCH)
+    # A user never unmasks, routed or not.
+    status, answer = w2.request(
+        "GET", f"/tokens/{user}", headers={**jwt, "X-Admin-Token": ADMIN_TOKEN}
+    )
+    assert (status, answer["code"]) == (403, r.USER_CANNOT_UNMASK)

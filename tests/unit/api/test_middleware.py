@@ -1,10 +1,13 @@
-"""The middlewares on a small aiohttp app: JSON errors, auth, request metrics."""
+"""The middlewares on a small aiohttp app: JSON errors, the guard, request metrics."""
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.api import middleware
+from app.api import refusals as r
+from app.api.guard import RequestGuard
+from app.config import Settings
 from app.ops.metrics import http_requests
 
 
@@ -22,7 +25,8 @@ async def text_error(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def client():
-    app = web.Application(middlewares=middleware.middlewares(api_token="s3cret"))
+    guard = RequestGuard.from_settings(Settings.from_env({"PUSHES_API_TOKEN": "s3cret"}))
+    app = web.Application(middlewares=middleware.middlewares(guard))
     app.router.add_get("/tokens/{user_id}", ok)
     app.router.add_get("/healthz", ok)
     app.router.add_get("/boom", boom)
@@ -62,9 +66,15 @@ async def test_missing_token_401_wrong_token_403(client):
     assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert "Bearer" in (await resp.json())["error"]
     resp = await client.get("/tokens/1", headers={"Authorization": "Bearer nope"})
-    assert resp.status == 403
+    assert resp.status == 403 and (await resp.json())["code"] == r.BAD_SERVICE_TOKEN
     resp = await client.get("/tokens/1", headers=AUTH)
     assert resp.status == 200
+
+
+async def test_the_guards_refusals_are_counted_too(client):
+    before = http_requests.labels("/tokens/{user_id}", "GET", "401")._value.get()
+    await client.get("/tokens/1")
+    assert http_requests.labels("/tokens/{user_id}", "GET", "401")._value.get() == before + 1
 
 
 async def test_health_needs_no_token(client):
