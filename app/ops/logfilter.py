@@ -22,8 +22,9 @@ it names.  Every broker-connection message, from any logger, is one group,
 only when a broker cannot be reached, and any message whose text names a
 connection error (``NodeNotReadyError``, ``KafkaConnectionError``, ...).
 
-Records below WARNING, and every record of the notification logger, pass
-untouched: the notification line is the product, and INFO lines are not the
+Records below WARNING, every record of the notification logger and of the
+worker's own modules pass untouched: the notification line is the product,
+the worker's own warnings each name one record, and INFO lines are not the
 flood.
 """
 
@@ -39,8 +40,11 @@ from dataclasses import dataclass, field
 #: Seconds between summaries, and without a repeat before a group is over.
 DEFAULT_INTERVAL = 30.0
 
-#: Loggers whose records are never held back (and their children).
-DEFAULT_EXEMPT = ("pushes.notifications",)
+#: Loggers whose records are never held back (and their children): the
+#: notification line, and the worker's own code, whose warnings each name
+#: one record, user or device (a dead letter, an eviction, a failed send) and
+#: which holds back its own repeats where it retries.
+DEFAULT_EXEMPT = ("pushes.notifications", "app", "tables")
 
 #: Set on the records this filter writes itself, so they pass it.
 SUMMARY_ATTRIBUTE = "pushes_flood_summary"

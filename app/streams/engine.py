@@ -61,6 +61,8 @@ FETCH_RECORDS = 10_000
 IDLE_FETCH_MS = 100
 #: How long to wait before sending a batch's writes again after Kafka refused them.
 RETRY_SEND_S = 1.0
+#: How often a Kafka that keeps refusing the writes is logged again.
+REFUSED_LOG_EVERY_S = 30.0
 
 
 class Progress(Protocol):
@@ -123,6 +125,8 @@ class Engine:
         self._busy = asyncio.Lock()
         self._started = False
         self._stopping = False
+        self._refusals = 0
+        self._refused_logged = 0.0
 
     @property
     def topics(self) -> frozenset[str]:
@@ -320,12 +324,27 @@ class Engine:
             except KafkaError as exc:
                 if generation != self._generation or self._stopping:
                     return False
-                log.warning("join: Kafka refused a batch's writes (%r); sending it again", exc)
+                self._refused(exc)
                 await asyncio.sleep(RETRY_SEND_S)
                 continue
+            if self._refusals:
+                log.info("join: Kafka took the writes again after %d refusals", self._refusals)
+                self._refusals = 0
             for task, changed in staged:
                 task.persist(changed, offsets)
             return True
+
+    def _refused(self, exc: KafkaError) -> None:
+        # Once, then every REFUSED_LOG_EVERY_S while Kafka keeps refusing.
+        self._refusals += 1
+        now = self._monotonic()
+        if self._refusals == 1 or now - self._refused_logged >= REFUSED_LOG_EVERY_S:
+            self._refused_logged = now
+            log.warning(
+                "join: Kafka refused a batch's writes (%r), %d times so far; sending them again",
+                exc,
+                self._refusals,
+            )
 
     async def _dead_letter(self, record: Any, error: InvalidRecord) -> None:
         source = SourceRecord(

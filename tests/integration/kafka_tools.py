@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from confluent_kafka import Producer as LibrdkafkaProducer
 
@@ -99,3 +99,31 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     partitions = cluster.partitions_for_topic(topic)
     assert partitions, f"topic {topic} does not exist"
     return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+def produce_at(
+    topic: str, records: Iterable[tuple[bytes | None, bytes | None, int]], batch: int = 0
+) -> None:
+    """Produce ``(key, value, timestamp_ms)`` records with aiokafka, acks=all.
+
+    ``batch`` > 0 waits for Kafka after every that many records (another
+    interleaving of the same input); 0 sends them all, then waits.
+    """
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+        await producer.start()
+        try:
+            pending = []
+            for key, value, timestamp_ms in records:
+                pending.append(
+                    await producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
+                )
+                if batch and len(pending) >= batch:
+                    await asyncio.gather(*pending)
+                    pending = []
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())

@@ -246,6 +246,18 @@ def test_the_real_notification_logger_name_is_exempt_by_default():
     assert [flood_filter.filter(other) for _ in range(3)] == [True, False, False]
 
 
+def test_the_workers_own_warnings_each_name_a_record_and_pass():
+    flood_filter = LogFloodFilter([].append, clock=FakeClock())
+    template = "dead-lettered invalid record %s[%d]@%d: %s"
+    passed = [
+        flood_filter.filter(
+            logging.LogRecord("app.streams.engine", logging.WARNING, "", 0, template, args, None)
+        )
+        for args in [("payments", 1, offset, "not JSON") for offset in range(5)]
+    ]
+    assert passed == [True] * 5
+
+
 def test_the_interval_is_settable():
     clock = FakeClock()
     out: list[logging.LogRecord] = []
