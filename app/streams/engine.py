@@ -120,6 +120,8 @@ class Engine:
         }
         self._assigned: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] | None = None
+        #: Per input partition, the offset up to which everything is done.
+        self._done: dict[TopicPartition, int] = {}
         self._generation = 0
         self._live = asyncio.Event()
         self._busy = asyncio.Lock()
@@ -132,6 +134,11 @@ class Engine:
     def topics(self) -> frozenset[str]:
         """The topics the engine reads (the group member must not fetch them)."""
         return frozenset(self._readers)
+
+    @property
+    def last_fetch(self) -> float | None:
+        """Monotonic time the engine's consumer last handed over records (or none)."""
+        return self.intake.last_fetch
 
     def highwater(self, tp: Any) -> int | None:
         """The high watermark of an input partition, as of the engine's last fetch."""
@@ -171,6 +178,7 @@ class Engine:
         self._generation += 1
         # Seeked by run(), once the intake has started.
         self._positions = positions
+        self._done = dict(positions)
         self._live.set()
         log.info(
             "join: reading %d input partitions for %d table partitions",
@@ -207,7 +215,13 @@ class Engine:
                     self.intake.assign(self._positions)
                     self._positions = None
                 if generation == self._generation and self._live.is_set():
-                    await self._step(generation)
+                    try:
+                        await self._step(generation)
+                    except KafkaError as exc:
+                        # Nothing of the batch is marked done: read it again.
+                        self._refused(exc)
+                        self._rewind()
+                        await asyncio.sleep(RETRY_SEND_S)
 
     async def stop(self) -> None:
         """Finish the batch in progress and close the clients."""
@@ -275,6 +289,7 @@ class Engine:
             progress = self._progress()
             for tp, offset in done.items():
                 progress.mark_done(tp, offset)
+            self._done.update(done)
 
     async def _deliver(self, tasks: Iterable[PartitionTask]) -> None:
         """Hand every delivery the batch planned to the sender at once; settle the outcomes."""
@@ -328,20 +343,27 @@ class Engine:
                 await asyncio.sleep(RETRY_SEND_S)
                 continue
             if self._refusals:
-                log.info("join: Kafka took the writes again after %d refusals", self._refusals)
+                log.info("join: Kafka took the writes again after %d failures", self._refusals)
                 self._refusals = 0
             for task, changed in staged:
                 task.persist(changed, offsets)
             return True
 
+    def _rewind(self) -> None:
+        """Forget the batch in progress and read again from what is done."""
+        for task in self._tasks.values():
+            task.forget()
+        self._merge.assign(self._merge.inputs, self._now_ms())
+        self.intake.assign(self._done)
+
     def _refused(self, exc: KafkaError) -> None:
-        # Once, then every REFUSED_LOG_EVERY_S while Kafka keeps refusing.
+        # Once, then every REFUSED_LOG_EVERY_S while Kafka keeps failing.
         self._refusals += 1
         now = self._monotonic()
         if self._refusals == 1 or now - self._refused_logged >= REFUSED_LOG_EVERY_S:
             self._refused_logged = now
             log.warning(
-                "join: Kafka refused a batch's writes (%r), %d times so far; sending them again",
+                "join: Kafka failed the batch in progress (%r), %d times so far; trying again",
                 exc,
                 self._refusals,
             )
