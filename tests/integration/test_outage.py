@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.config import Settings
+from app.kafka.probe import BrokerProbe
 from tests.integration.harness import Namespace, Worker, fetch
 from tests.integration.outage import SecondBroker, lines_between
 from tests.integration.payment_stream import (
@@ -32,6 +34,7 @@ from tests.integration.payment_stream import (
     register_tokens,
     wait_for_all,
 )
+from tests.metric_names import missing_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,17 @@ OUTAGE_S = 30.0
 PUBLISH_TIMEOUT_S = 5.0
 ANSWER_SLACK_S = 1.5
 UNREACHABLE_S = 10.0
+#: Names the alerts and the dashboard use that the lead's sender work still adds
+#: (FCM delivery); every other name must be served by a live worker.
+NOT_SERVED_YET = frozenset(
+    {
+        "pushes_payments_total",
+        "pushes_send_outcomes_total",
+        "pushes_undeliverable_total",
+        "pushes_notification_delay_seconds_bucket",
+        "pushes_send_duration_seconds_bucket",
+    }
+)
 
 
 class ReadyzWatch:
@@ -122,7 +136,8 @@ def _run(broker: SecondBroker, worker: Worker, namespace: Namespace) -> dict[str
 
     stream = PaymentStream(broker.bootstrap, namespace.payments_topic, tokens).start()
     with ReadyzWatch(worker) as readyz:
-        time.sleep(5)
+        time.sleep(5)  # a few commits
+        healthy = fetch(worker.url + "/metrics")[2].decode()
         mark_kill = worker.log_path.stat().st_size
         broker.kill()
         killed = time.monotonic()
@@ -166,8 +181,10 @@ def _run(broker: SecondBroker, worker: Worker, namespace: Namespace) -> dict[str
         "readyz_outage": readyz.between(killed + UNREACHABLE_S + 3, up),
         "readyz_after": readyz.between(ready_again, ready_again + 5),
         "readyz_all": readyz.samples,
+        "healthy": healthy,
         "during": during,
         "after": after,
+        "log": worker.output(),
         "noise": noise,
         "outage_s": up - killed,
     }
@@ -226,3 +243,33 @@ def test_gauges_follow_the_broker(outcome):
 def test_the_log_stays_readable(outcome):
     per_minute = len(outcome["noise"]) * 60 / outcome["outage_s"]
     assert per_minute < 100, "\n".join(outcome["noise"][:40])
+
+
+def test_the_outage_and_its_end_are_each_logged_once_by_the_worker(outcome):
+    log = outcome["log"]
+    assert log.count("the Kafka broker has not answered for") == 1
+    assert log.count("the Kafka broker answers again, after") == 1
+
+
+def test_every_metric_the_alerts_and_the_dashboard_use_is_served_live(outcome):
+    assert missing_metrics(outcome["healthy"]) <= NOT_SERVED_YET
+
+
+def test_a_healthy_worker_serves_its_health_gauges(outcome):
+    families = {f.name: f for f in text_string_to_metric_families(outcome["healthy"])}
+    assert families["pushes_ready"].samples[0].value == 1
+    assert families["pushes_broker_reachable"].samples[0].value == 1
+    assert families["pushes_seconds_since_last_fetch"].samples[0].value < 5
+    commits = families["pushes_seconds_since_last_commit"].samples
+    # Every input partition the worker owns: 4 topics of 8 partitions.
+    assert len({(s.labels["topic"], s.labels["partition"]) for s in commits}) == 32
+    assert min(s.value for s in commits) < 5  # the payments partitions commit
+
+
+async def test_the_probe_gets_an_answer_from_a_live_broker(broker, outcome):
+    probe = BrokerProbe(Settings(bootstrap_servers=broker.bootstrap), timeout=5.0)
+    try:
+        assert await probe.probe() is True
+        assert probe.contact.silence() == pytest.approx(0.0, abs=1.0)
+    finally:
+        probe.close()
