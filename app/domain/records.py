@@ -40,23 +40,35 @@ class InvalidRecord(ValueError):
 
 @dataclass(frozen=True)
 class TokenEvent:
-    """A device's push token was registered (``token`` set) or removed (``None``)."""
+    """A device's push token was registered (``token`` set) or removed (``None``).
+
+    A removal with ``failed_token`` comes from the worker itself: the provider
+    said that token is gone (``reason``), and it removes the device only if
+    the device still holds that token.
+    """
 
     user_id: str
     device_id: str
     token: str | None
     platform: str | None
     updated_at: str
+    failed_token: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The value written to the tokens topic."""
-        return {
+        value: dict[str, Any] = {
             "user_id": self.user_id,
             "device_id": self.device_id,
             "token": self.token,
             "platform": self.platform,
             "updated_at": self.updated_at,
         }
+        if self.failed_token is not None:
+            value["failed_token"] = self.failed_token
+        if self.reason is not None:
+            value["reason"] = self.reason
+        return value
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,12 @@ def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEven
     token = None if raw_token is None else _string("token", raw_token, MAX_TOKEN_CHARS)
     device_id = _optional_string("device_id", obj.get("device_id"), MAX_DEVICE_ID_CHARS)
     platform = _optional_string("platform", obj.get("platform"), MAX_PLATFORM_CHARS)
-    updated_at = obj.get("updated_at")
+    failed_token = _optional_string("failed_token", obj.get("failed_token"), MAX_TOKEN_CHARS)
+    if failed_token is not None and token is not None:
+        raise InvalidRecord("failed_token only goes with a removal (token null)")
+    reason = _optional_string("reason", obj.get("reason"), MAX_REASON_CHARS)
+    # A removal the worker itself produced says when the provider answered.
+    updated_at = obj.get("updated_at", obj.get("observed_at"))
     if updated_at is None:
         moment = now or datetime.now(timezone.utc)
         updated_at = moment.isoformat(timespec="milliseconds")
@@ -150,6 +167,8 @@ def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEven
         token=token,
         platform=platform,
         updated_at=updated_at,
+        failed_token=failed_token,
+        reason=reason,
     )
 
 

@@ -21,6 +21,8 @@ class ReadinessState:
     recovery_completed: bool
     rebalancing: bool
     stopping: bool = False
+    #: Why the push sender is not asked any more (wrong credentials or project).
+    sender_blocked: str | None = None
 
 
 def not_ready_reason(state: ReadinessState) -> str | None:
@@ -35,6 +37,11 @@ def not_ready_reason(state: ReadinessState) -> str | None:
         return "table recovery from the changelog is not finished"
     if state.rebalancing:
         return "a rebalance is in progress; tables are being recovered"
+    if state.sender_blocked is not None:
+        return (
+            f"the push sender is misconfigured ({state.sender_blocked}); notifications "
+            "wait in the retry schedule until it is fixed"
+        )
     return None
 
 

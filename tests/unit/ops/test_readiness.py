@@ -38,3 +38,15 @@ def test_the_topic_check_has_passed_once_it_recorded_its_topics():
     assert not flags.topics_checked
     flags.checked_topics = frozenset({"payments"})
     assert flags.topics_checked
+
+
+def test_a_misconfigured_sender_makes_the_worker_not_ready_and_says_why():
+    state = ReadinessState(
+        topics_checked=True,
+        joined_group=True,
+        recovery_completed=True,
+        rebalancing=False,
+        sender_blocked="SENDER_ID_MISMATCH: wrong sender",
+    )
+    reason = not_ready_reason(state)
+    assert reason is not None and "misconfigured (SENDER_ID_MISMATCH" in reason
