@@ -224,13 +224,15 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _text_field(name: str, value: str, limit: int) -> str:
+    # The limits hold for the value as sent (as the API's document says), and
+    # only then is it trimmed: a newline is refused, not quietly cut off.
+    if len(value) > limit:
+        raise InvalidRecord(f"{name} is {len(value)} characters, over the limit of {limit}")
+    if _CONTROL.search(value):
+        raise InvalidRecord(f"{name} must not contain control characters")
     text = unicodedata.normalize("NFC", value.strip())
     if not text:
         raise InvalidRecord(f"{name} must not be empty")
-    if len(text) > limit:
-        raise InvalidRecord(f"{name} is {len(text)} characters, over the limit of {limit}")
-    if _CONTROL.search(text):
-        raise InvalidRecord(f"{name} must not contain control characters")
     return text
 
 
