@@ -135,12 +135,15 @@ def normalize_user_id(value: object) -> str:
         raise InvalidRecord(str(exc), "bad_user_id") from None
 
 
-def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEvent:
+def parse_token_event(
+    data: object, *, now: datetime | None = None, stamp: str | None = None
+) -> TokenEvent:
     """Validate a registration (or, with ``"token": null``, a removal).
 
-    A record without ``updated_at`` is stamped with ``now``: the join passes
-    the record's Kafka timestamp, so its event time never depends on when it
-    is processed; the API and the CLI stamp their own registrations.
+    A record without ``updated_at`` is stamped with ``stamp`` (an ISO 8601
+    time as :func:`iso_utc` gives), else with ``now``: the join passes the
+    record's Kafka timestamp, so its event time never depends on when it is
+    processed; the API and the CLI stamp their own registrations.
     """
     obj = _object(data)
     user_id = normalize_user_id(obj.get("user_id"))
@@ -157,8 +160,11 @@ def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEven
     # A removal the worker itself produced says when the provider answered.
     updated_at = obj.get("updated_at", obj.get("observed_at"))
     if updated_at is None:
-        moment = now or datetime.now(timezone.utc)
-        updated_at = moment.isoformat(timespec="milliseconds")
+        if stamp is not None:
+            updated_at = stamp
+        else:
+            moment = now or datetime.now(timezone.utc)
+            updated_at = moment.isoformat(timespec="milliseconds")
     else:
         updated_at = _timestamp("updated_at", updated_at)
     return TokenEvent(
@@ -199,6 +205,12 @@ def parse_payment(data: object) -> Payment:
         reason=reason,
         occurred_at=occurred_at,
     )
+
+
+def iso_utc(epoch_ms: int) -> str:
+    """``epoch_ms`` as the ISO 8601 UTC text the records carry (milliseconds)."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
 
 
 def _object(data: object) -> dict[str, Any]:

@@ -127,6 +127,8 @@ class Engine:
             names.payments_canonical: names.payments_canonical,
         }
         self._assigned: frozenset[TopicPartition] = frozenset()
+        #: Partitions per input topic, looked up once per assignment.
+        self._partition_counts: dict[str, int] = {}
         self._positions: dict[TopicPartition, int] | None = None
         #: Per input partition, the offset up to which everything is done.
         self._done: dict[TopicPartition, int] = {}
@@ -181,6 +183,7 @@ class Engine:
             for p in partitions
         }
         self._merge.assign(inputs, self._now_ms())
+        self._partition_counts = {}
         # Another worker may have dead-lettered records of partitions we own now.
         self._dead_letters.forget()
         self._generation += 1
@@ -315,10 +318,15 @@ class Engine:
         """The canonical partition of a record's user (its own, if it is there already)."""
         if tp.topic in self._names.canonical:
             return int(tp.partition)
+        count = self._partition_counts.get(tp.topic)
+        if not count:
+            count = self.intake.partition_count(tp.topic)
+            if count:
+                self._partition_counts[tp.topic] = count
         target = hop_target(
             user_id,
             partition=tp.partition,
-            source_partitions=self.intake.partition_count(tp.topic),
+            source_partitions=count,
             table_partitions=self._settings.partitions,
         )
         return int(tp.partition) if target is None else target

@@ -47,7 +47,12 @@ class PartitionTask:
     ) -> None:
         self.partition = partition
         self._stores = dict(stores)
-        self._caches = {name: CachedTable(store.get) for name, store in stores.items()}
+        # The small tables keep their keys in memory: most users have nothing
+        # pending and nothing to retry, and asking RocksDB so costs a read.
+        self._keys: dict[str, set[bytes]] = {PENDING_TABLE: set(), RETRIES_TABLE: set()}
+        self._caches = {
+            name: CachedTable(store.get, self._keys.get(name)) for name, store in stores.items()
+        }
         self.tables = PartitionTables(
             tokens=self._caches[TOKENS_TABLE],
             sent=self._caches[SENT_TABLE],
@@ -155,6 +160,9 @@ class PartitionTask:
     def _load_schedule(self) -> None:
         self._due = []
         self._next_at = {}
+        for name, keys in self._keys.items():
+            keys.clear()
+            keys.update(key for key, _ in self._stores[name].scan(None, 1 << 30))
         for key, raw in self._stores[RETRIES_TABLE].scan(None, 1 << 30):
             self._index(key, float(orjson.loads(raw)["next_at"]))
 
