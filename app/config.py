@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 FAUST_DEFAULT_DATADIR = "{conf.name}-data"
 LOG_FORMATS = ("text", "json")
+SENDERS = ("log", "fcm")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Names that hold a JWT claim: no spaces or control characters.
@@ -76,6 +77,23 @@ class Settings:
     # RocksDB memory per partition database (every table has one per partition).
     rocksdb_block_cache_mb: int = 8
     rocksdb_write_buffer_mb: int = 4
+    # Where notifications go: "log" (one line per device) or "fcm".
+    sender: str = "log"
+    # FCM HTTP v1: a service-account JSON file (GOOGLE_APPLICATION_CREDENTIALS),
+    # the project (else the file's project_id) and the endpoint.
+    fcm_credentials: str | None = None
+    fcm_project_id: str | None = None
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    fcm_max_in_flight: int = 256
+    fcm_connect_timeout_seconds: int = 5
+    fcm_read_timeout_seconds: int = 5
+    # How long a notification is worth delivering: its TTL on the phone, and
+    # the deadline of its retries.
+    push_ttl_seconds: int = 3600
+    undeliverable_topic: str = "pushes-undeliverable"
+    # Percent of at least 100 sends within a minute answered "token gone"
+    # above which tokens are no longer removed (a wrong project, not dead phones).
+    token_gone_breaker_percent: int = 50
     # Secrets are kept out of repr(): a logged Settings must not leak them.
     # None means "not configured": the API is open / tokens are never shown in full.
     api_token: str | None = field(default=None, repr=False)
@@ -190,6 +208,32 @@ class Settings:
             rocksdb_write_buffer_mb=_int(
                 env, "PUSHES_ROCKSDB_WRITE_BUFFER_MB", defaults.rocksdb_write_buffer_mb, 1, 4096
             ),
+            sender=_choice(env, "PUSHES_SENDER", defaults.sender, SENDERS),
+            fcm_credentials=_optional(env, "GOOGLE_APPLICATION_CREDENTIALS"),
+            fcm_project_id=_optional(env, "PUSHES_FCM_PROJECT_ID"),
+            fcm_base_url=_text(env, "PUSHES_FCM_BASE_URL", defaults.fcm_base_url),
+            fcm_max_in_flight=_int(
+                env, "PUSHES_FCM_MAX_IN_FLIGHT", defaults.fcm_max_in_flight, 1, 10_000
+            ),
+            fcm_connect_timeout_seconds=_int(
+                env,
+                "PUSHES_FCM_CONNECT_TIMEOUT_SECONDS",
+                defaults.fcm_connect_timeout_seconds,
+                1,
+                120,
+            ),
+            fcm_read_timeout_seconds=_int(
+                env, "PUSHES_FCM_READ_TIMEOUT_SECONDS", defaults.fcm_read_timeout_seconds, 1, 300
+            ),
+            push_ttl_seconds=_int(
+                env, "PUSHES_PUSH_TTL_SECONDS", defaults.push_ttl_seconds, 60, 28 * 24 * 3600
+            ),
+            undeliverable_topic=_text(
+                env, "PUSHES_UNDELIVERABLE_TOPIC", defaults.undeliverable_topic
+            ),
+            token_gone_breaker_percent=_int(
+                env, "PUSHES_TOKEN_GONE_BREAKER", defaults.token_gone_breaker_percent, 1, 100
+            ),
             api_token=_optional(env, "PUSHES_API_TOKEN"),
             admin_token=_optional(env, "PUSHES_ADMIN_TOKEN"),
             canonical_url=_optional(env, "PUSHES_CANONICAL_URL"),
@@ -239,6 +283,11 @@ class Settings:
     def _checked(self) -> Settings:
         # Settings that are fine one by one but useless together: say so at start,
         # not as an authentication timeout minutes later.
+        if self.sender == "fcm" and not self.fcm_credentials:
+            raise ConfigError(
+                "PUSHES_SENDER=fcm needs GOOGLE_APPLICATION_CREDENTIALS: the path of a "
+                "Firebase service-account JSON file"
+            )
         sasl = self.kafka_security_protocol.startswith("SASL_")
         if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ConfigError(

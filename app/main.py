@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import orjson
 from mode import BaseSignalT
 
 from app import api
@@ -20,17 +21,29 @@ from app.api.middleware import middlewares
 from app.application import create_app
 from app.cli import commands  # noqa: F401  (defining the commands registers them)
 from app.config import Settings
+from app.domain.delivery import user_prefix
+from app.domain.partitioning import canonical_partition
 from app.faust_fixes.transport import Consumer
 from app.kafka.membership import GroupWatch
 from app.kafka.probe import BrokerProbe
+from app.notify.base import Sender
+from app.notify.fcm import FcmSender
 from app.notify.log import LogSender
 from app.ops import logfilter
 from app.ops.collectors import LagCollector, TableCollector
 from app.ops.health import Health
-from app.ops.metrics import REGISTRY
+from app.ops.metrics import REGISTRY, SenderMetrics
 from app.streams.engine import Engine
-from app.topics import PENDING_TABLE, SENT_TABLE, TOKENS_TABLE, TopicNames, Topics
-from tables import pending, sent, tokens
+from app.topics import (
+    PENDING_TABLE,
+    RETRIES_TABLE,
+    SENT_TABLE,
+    TOKENS_TABLE,
+    TopicNames,
+    Topics,
+)
+from tables import pending, retries, sent, tokens
+from tables.scan import scan_prefix
 
 settings = Settings.from_env()
 # Reads a PEM key file now: a bad one stops the worker before it starts.
@@ -47,11 +60,38 @@ def _consumer() -> Consumer:
     return cast(Consumer, app.consumer)
 
 
+retries_table = retries.declare(app, settings)
+
+
+def _sender() -> Sender:
+    if settings.sender == "fcm":
+        # Reads and checks the credentials file now: a bad one stops the start.
+        return FcmSender(
+            cast(str, settings.fcm_credentials),
+            project_id=settings.fcm_project_id,
+            base_url=settings.fcm_base_url,
+            max_in_flight=settings.fcm_max_in_flight,
+            connect_timeout_s=settings.fcm_connect_timeout_seconds,
+            read_timeout_s=settings.fcm_read_timeout_seconds,
+            ttl_s=settings.push_ttl_seconds,
+            # A key the token endpoint refuses is no reason not to start: the
+            # worker goes on consuming, /readyz says why, the notifications wait.
+            verify_on_start=False,
+            observer=SenderMetrics(),
+        )
+    return LogSender(fields=settings.log_format == "json")
+
+
 engine = Engine(
     settings=settings,
     names=topics.names,
-    tables={TOKENS_TABLE: tokens_table, SENT_TABLE: sent_table, PENDING_TABLE: pending_table},
-    sender=LogSender(fields=settings.log_format == "json"),
+    tables={
+        TOKENS_TABLE: tokens_table,
+        SENT_TABLE: sent_table,
+        PENDING_TABLE: pending_table,
+        RETRIES_TABLE: retries_table,
+    },
+    sender=_sender(),
     progress=_consumer,
 )
 app.engine = engine
@@ -66,11 +106,24 @@ app.task(engine.run)
 probe = BrokerProbe(settings)
 group_watch = GroupWatch()
 health = Health(
-    app, probe, group_watch, unreachable_after=float(settings.broker_unreachable_seconds)
+    app,
+    probe,
+    group_watch,
+    unreachable_after=float(settings.broker_unreachable_seconds),
+    sender_blocked=lambda: engine.delivery.blocked,
 )
 app.task(probe.run)
 
-api.register(app, ApiContext(settings, tokens_table, topics.tokens, health.readiness), guard)
+
+def _retries_of(user_id: str) -> list[dict[str, Any]]:
+    partition = canonical_partition(user_id, settings.partitions)
+    raw = scan_prefix(retries_table, partition, user_prefix(user_id), limit=100)
+    return [orjson.loads(value) for value in raw]
+
+
+api.register(
+    app, ApiContext(settings, tokens_table, topics.tokens, health.readiness, _retries_of), guard
+)
 REGISTRY.register(TableCollector(app, tokens_table))
 REGISTRY.register(LagCollector(app))
 REGISTRY.register(health)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 TOKENS_TABLE = "tokens"
 SENT_TABLE = "sent"
 PENDING_TABLE = "pending"
-TABLES = (TOKENS_TABLE, SENT_TABLE, PENDING_TABLE)
+RETRIES_TABLE = "retries"
+TABLES = (TOKENS_TABLE, SENT_TABLE, PENDING_TABLE, RETRIES_TABLE)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class TopicNames:
     tokens: str
     payments: str
     dead_letters: str
+    undeliverable: str
 
     @classmethod
     def of(cls, settings: Settings) -> TopicNames:
@@ -44,6 +46,7 @@ class TopicNames:
             tokens=settings.tokens_topic,
             payments=settings.payments_topic,
             dead_letters=settings.dead_letter_topic,
+            undeliverable=settings.undeliverable_topic,
         )
 
     @property

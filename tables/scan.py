@@ -48,3 +48,16 @@ def local_values(table: Any, partition: int) -> Iterator[bytes]:
     for key, value in db.items():
         if key != _FAUST_OFFSET_KEY:
             yield value
+
+
+def scan_prefix(table: Any, partition: int, prefix: bytes, limit: int) -> list[bytes]:
+    """Up to ``limit`` raw values of ``partition`` whose keys start with ``prefix``."""
+    db = _db(table, partition)
+    if db is None:
+        return []
+    found: list[bytes] = []
+    for key, value in db.items(from_key=prefix):
+        if not key.startswith(prefix) or len(found) >= limit:
+            break
+        found.append(value)
+    return found

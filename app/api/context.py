@@ -25,6 +25,8 @@ class ApiContext:
     tokens_table: Any
     tokens_topic: Any
     readiness: Callable[[], ReadinessState]
+    #: The user's notifications waiting in the retry schedule (on this worker).
+    retries_of: Callable[[str], list[dict[str, Any]]] = lambda user_id: []
 
 
 def context_of(view: web.View) -> ApiContext:

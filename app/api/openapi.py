@@ -117,6 +117,23 @@ def _schemas() -> Schema:
                         },
                     },
                 },
+                "retries": {
+                    "type": "array",
+                    "description": "notifications waiting to be sent again to the user's devices",
+                    "items": {
+                        "type": "object",
+                        "required": ["payment_id", "status", "device_id", "token", "attempts"],
+                        "properties": {
+                            "payment_id": {"type": "string"},
+                            "status": {"type": "string"},
+                            "device_id": {"type": "string"},
+                            "token": {"type": "string", "description": "always masked"},
+                            "attempts": {"type": "integer", "minimum": 0},
+                            "next_attempt_at": {**timestamp, "type": ["string", "null"]},
+                            "last_error": {"type": ["string", "null"]},
+                        },
+                    },
+                },
             },
         },
         "Stats": {
@@ -126,6 +143,11 @@ def _schemas() -> Schema:
                 "worker": {"type": "string", "description": "this worker's canonical URL"},
                 "users": {"type": "integer", "minimum": 0},
                 "devices": {"type": "integer", "minimum": 0},
+                "stale_devices": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "devices not registered again for 30 days",
+                },
                 "partitions": {
                     "type": "array",
                     "items": {
@@ -135,6 +157,7 @@ def _schemas() -> Schema:
                             "partition": {"type": "integer", "minimum": 0},
                             "users": {"type": "integer", "minimum": 0},
                             "devices": {"type": "integer", "minimum": 0},
+                            "stale_devices": {"type": "integer", "minimum": 0},
                         },
                     },
                 },

@@ -62,8 +62,14 @@ class StatsView(web.View):
                 "worker": str(self.app.conf.canonical_url),
                 "users": sum(s.users for s in sizes),
                 "devices": sum(s.devices for s in sizes),
+                "stale_devices": sum(s.stale for s in sizes),
                 "partitions": [
-                    {"partition": s.partition, "users": s.users, "devices": s.devices}
+                    {
+                        "partition": s.partition,
+                        "users": s.users,
+                        "devices": s.devices,
+                        "stale_devices": s.stale,
+                    }
                     for s in sizes
                 ],
             }

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime, timezone
 from typing import Any, cast
 
 from aiohttp import ClientError
@@ -40,7 +41,7 @@ from app.api.context import context_of
 from app.api.guard_http import CALLER, authorize_registration, refusal_response
 from app.api.problems import Problem
 from app.api.refusals import Refusal
-from app.domain.devices import Devices
+from app.domain.devices import Devices, mask_token
 from app.domain.partitioning import user_key
 from app.domain.records import (
     InvalidRecord,
@@ -87,15 +88,18 @@ def parse_registration_body(body: bytes, content_type: str) -> TokenEvent:
         raise Problem(400, str(exc)) from None
 
 
-def mask_token(token: str) -> str:
-    """First 6 and last 4 characters: enough to recognise a token, not to use it."""
-    if len(token) <= 10:
-        return "*" * len(token)
-    return f"{token[:6]}...{token[-4:]}"
+def describe_devices(
+    user_id: str,
+    devices: Devices,
+    *,
+    reveal: bool = False,
+    retries: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The public view of a user's devices: tokens masked unless ``reveal``.
 
-
-def describe_devices(user_id: str, devices: Devices, *, reveal: bool = False) -> dict[str, Any]:
-    """The public view of a user's devices: tokens masked unless ``reveal``."""
+    ``retries`` are the user's notifications waiting in the retry schedule
+    (their tokens always masked).
+    """
     show = (lambda token: token) if reveal else mask_token
     return {
         "user_id": user_id,
@@ -108,6 +112,25 @@ def describe_devices(user_id: str, devices: Devices, *, reveal: bool = False) ->
             }
             for device_id, info in sorted(devices.items())
         ],
+        "retries": [describe_retry(value) for value in retries or ()],
+    }
+
+
+def describe_retry(value: dict[str, Any]) -> dict[str, Any]:
+    """The public view of one retry schedule entry (:mod:`tables.retries`)."""
+    delivery = value["delivery"]
+    next_at = value.get("next_at")
+    when = None
+    if isinstance(next_at, (int, float)) and next_at != float("inf"):
+        when = datetime.fromtimestamp(next_at, timezone.utc).isoformat(timespec="milliseconds")
+    return {
+        "payment_id": delivery["payment_id"],
+        "status": delivery["status"],
+        "device_id": delivery["device_id"],
+        "token": mask_token(delivery["token"]),
+        "attempts": value["attempts"],
+        "next_attempt_at": when,
+        "last_error": value.get("last_error"),
     }
 
 
@@ -216,7 +239,8 @@ class UserTokensView(web.View):
         devices = context.tokens_table.get(key)
         if not devices:
             return self.error(404, f"no devices registered for user {uid}")
-        return self.json(describe_devices(uid, devices, reveal=reveal))
+        waiting = context.retries_of(uid)
+        return self.json(describe_devices(uid, devices, reveal=reveal, retries=waiting))
 
     async def _route(self, request: web.Request, table: str, key: bytes) -> web.Response:
         raw = _aiohttp(request)

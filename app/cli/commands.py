@@ -280,3 +280,54 @@ class generate(AppCommand):
             sys.exit(EXIT_FAILED)
         print(summary_line(topic, acked, errors, time.monotonic() - started))
         sys.exit(EXIT_OK if errors == 0 else EXIT_FAILED)
+
+
+class fake_fcm(AppCommand):
+    """Run a local fake of FCM HTTP v1 and its OAuth token endpoint (tests, demos)."""
+
+    options = [  # noqa: RUF012
+        option("--host", default="127.0.0.1", help="address to listen on"),
+        option("--port", type=int, default=8099, help="port to listen on"),
+        option(
+            "--service-account",
+            multiple=True,
+            help="trust this key file; created with a fresh key pointing here if missing",
+        ),
+        option("--project-id", default="fake-project", help="project of created key files"),
+        option("--script", default=None, help="a JSON file with the fake's script"),
+        option("--latency", type=float, default=None, help="seconds before each answer"),
+        option("--share-429", type=float, default=None, help="share answered 429"),
+        option("--share-503", type=float, default=None, help="share answered 503"),
+        option("--share-timeout", type=float, default=None, help="share left hanging"),
+        option("--retry-after", default=None, help="Retry-After of 429s and outage 503s"),
+        option("--unregistered", multiple=True, help="a token answered UNREGISTERED"),
+        option("--outage-after", type=float, default=None, help="seconds until an outage"),
+        option("--outage-for", type=float, default=None, help="seconds the outage lasts"),
+        option("--seed", type=int, default=None, help="random seed of the shares"),
+    ]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Serve until interrupted."""
+        from app.notify import fake_fcm as fake
+
+        flags = self.kwargs
+        argv = ["--host", flags["host"], "--port", str(flags["port"])]
+        argv += ["--project-id", flags["project_id"]]
+        for path in flags["service_account"]:
+            argv += ["--service-account", path]
+        for token in flags["unregistered"]:
+            argv += ["--unregistered", token]
+        for name in (
+            "script",
+            "latency",
+            "share_429",
+            "share_503",
+            "share_timeout",
+            "retry_after",
+            "outage_after",
+            "outage_for",
+            "seed",
+        ):
+            if flags[name] is not None:
+                argv += ["--" + name.replace("_", "-"), str(flags[name])]
+        sys.exit(fake.main(argv))

@@ -20,12 +20,16 @@ def apply_token_event(
     """The user's devices after ``event``, and the device ids evicted to fit.
 
     A registration replaces the device's token; ``token=None`` removes the
-    device.  Past ``max_devices`` the devices with the oldest ``updated_at``
-    go first.  The input mapping is never changed.
+    device, and a removal with ``failed_token`` only while the device still
+    holds that token (it may have registered a new one since).  Past
+    ``max_devices`` the devices with the oldest ``updated_at`` go first.  The
+    input mapping is never changed.
     """
     result = dict(devices or {})
     if event.token is None:
-        result.pop(event.device_id, None)
+        current = result.get(event.device_id)
+        if event.failed_token is None or (current and current["token"] == event.failed_token):
+            result.pop(event.device_id, None)
         return result, []
     result[event.device_id] = {
         "token": event.token,
@@ -44,3 +48,10 @@ def apply_token_event(
 def tokens_of(devices: Devices | None) -> list[tuple[str, str]]:
     """``(device_id, token)`` pairs in a stable order."""
     return sorted((d, info["token"]) for d, info in (devices or {}).items())
+
+
+def mask_token(token: str) -> str:
+    """First 6 and last 4 characters: enough to recognise a token, not to use it."""
+    if len(token) <= 10:
+        return "*" * len(token)
+    return f"{token[:6]}...{token[-4:]}"

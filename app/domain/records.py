@@ -40,23 +40,35 @@ class InvalidRecord(ValueError):
 
 @dataclass(frozen=True)
 class TokenEvent:
-    """A device's push token was registered (``token`` set) or removed (``None``)."""
+    """A device's push token was registered (``token`` set) or removed (``None``).
+
+    A removal with ``failed_token`` comes from the worker itself: the provider
+    said that token is gone (``reason``), and it removes the device only if
+    the device still holds that token.
+    """
 
     user_id: str
     device_id: str
     token: str | None
     platform: str | None
     updated_at: str
+    failed_token: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The value written to the tokens topic."""
-        return {
+        value: dict[str, Any] = {
             "user_id": self.user_id,
             "device_id": self.device_id,
             "token": self.token,
             "platform": self.platform,
             "updated_at": self.updated_at,
         }
+        if self.failed_token is not None:
+            value["failed_token"] = self.failed_token
+        if self.reason is not None:
+            value["reason"] = self.reason
+        return value
 
 
 @dataclass(frozen=True)
@@ -123,12 +135,15 @@ def normalize_user_id(value: object) -> str:
         raise InvalidRecord(str(exc), "bad_user_id") from None
 
 
-def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEvent:
+def parse_token_event(
+    data: object, *, now: datetime | None = None, stamp: str | None = None
+) -> TokenEvent:
     """Validate a registration (or, with ``"token": null``, a removal).
 
-    A record without ``updated_at`` is stamped with ``now``: the join passes
-    the record's Kafka timestamp, so its event time never depends on when it
-    is processed; the API and the CLI stamp their own registrations.
+    A record without ``updated_at`` is stamped with ``stamp`` (an ISO 8601
+    time as :func:`iso_utc` gives), else with ``now``: the join passes the
+    record's Kafka timestamp, so its event time never depends on when it is
+    processed; the API and the CLI stamp their own registrations.
     """
     obj = _object(data)
     user_id = normalize_user_id(obj.get("user_id"))
@@ -138,10 +153,18 @@ def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEven
     token = None if raw_token is None else _string("token", raw_token, MAX_TOKEN_CHARS)
     device_id = _optional_string("device_id", obj.get("device_id"), MAX_DEVICE_ID_CHARS)
     platform = _optional_string("platform", obj.get("platform"), MAX_PLATFORM_CHARS)
-    updated_at = obj.get("updated_at")
+    failed_token = _optional_string("failed_token", obj.get("failed_token"), MAX_TOKEN_CHARS)
+    if failed_token is not None and token is not None:
+        raise InvalidRecord("failed_token only goes with a removal (token null)")
+    reason = _optional_string("reason", obj.get("reason"), MAX_REASON_CHARS)
+    # A removal the worker itself produced says when the provider answered.
+    updated_at = obj.get("updated_at", obj.get("observed_at"))
     if updated_at is None:
-        moment = now or datetime.now(timezone.utc)
-        updated_at = moment.isoformat(timespec="milliseconds")
+        if stamp is not None:
+            updated_at = stamp
+        else:
+            moment = now or datetime.now(timezone.utc)
+            updated_at = moment.isoformat(timespec="milliseconds")
     else:
         updated_at = _timestamp("updated_at", updated_at)
     return TokenEvent(
@@ -150,6 +173,8 @@ def parse_token_event(data: object, *, now: datetime | None = None) -> TokenEven
         token=token,
         platform=platform,
         updated_at=updated_at,
+        failed_token=failed_token,
+        reason=reason,
     )
 
 
@@ -182,6 +207,12 @@ def parse_payment(data: object) -> Payment:
     )
 
 
+def iso_utc(epoch_ms: int) -> str:
+    """``epoch_ms`` as the ISO 8601 UTC text the records carry (milliseconds)."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
 def _object(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRecord("value must be a JSON object", "not_object")
@@ -205,13 +236,15 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _text_field(name: str, value: str, limit: int) -> str:
+    # The limits hold for the value as sent (as the API's document says), and
+    # only then is it trimmed: a newline is refused, not quietly cut off.
+    if len(value) > limit:
+        raise InvalidRecord(f"{name} is {len(value)} characters, over the limit of {limit}")
+    if _CONTROL.search(value):
+        raise InvalidRecord(f"{name} must not contain control characters")
     text = unicodedata.normalize("NFC", value.strip())
     if not text:
         raise InvalidRecord(f"{name} must not be empty")
-    if len(text) > limit:
-        raise InvalidRecord(f"{name} is {len(text)} characters, over the limit of {limit}")
-    if _CONTROL.search(text):
-        raise InvalidRecord(f"{name} must not contain control characters")
     return text
 
 

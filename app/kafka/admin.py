@@ -57,6 +57,7 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
             for table in TABLES
         ),
         TopicSpec(names.dead_letters, n, must_match=False),
+        TopicSpec(names.undeliverable, n, must_match=False),
     ]
 
 

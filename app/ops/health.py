@@ -45,6 +45,7 @@ class Health(Collector):
         watch: GroupWatch,
         *,
         unreachable_after: float,
+        sender_blocked: Callable[[], str | None] = lambda: None,
         wall_ms: Callable[[], float] = lambda: time.time() * 1000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -52,6 +53,7 @@ class Health(Collector):
         self._probe = probe
         self._watch = watch
         self._unreachable_after = unreachable_after
+        self._sender_blocked = sender_blocked
         self._wall_ms = wall_ms
         self._monotonic = monotonic
 
@@ -64,6 +66,7 @@ class Health(Collector):
             recovery_completed=app.tables.recovery.completed.is_set(),
             rebalancing=bool(app.rebalancing),
             stopping=bool(app.should_stop),
+            sender_blocked=self._sender_blocked(),
             broker_silence=self._probe.contact.silence(),
             coordinator_silence=self._watch.silence(),
             in_group=self._watch.in_group(),

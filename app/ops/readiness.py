@@ -34,6 +34,8 @@ class ReadinessState:
     recovery_completed: bool
     rebalancing: bool
     stopping: bool = False
+    #: Why the push sender is not asked any more (wrong credentials or project).
+    sender_blocked: str | None = None
     #: Seconds without a successful round trip to the broker (``None``: not measured yet).
     broker_silence: float | None = None
     #: Seconds since the group coordinator last confirmed this member (a heartbeat
@@ -77,6 +79,11 @@ def not_ready_reason(state: ReadinessState) -> str | None:
         return (
             "the group coordinator has not confirmed this worker's membership for "
             f"{_seconds(state.coordinator_silence)}; waiting for the consumer to rejoin"
+        )
+    if state.sender_blocked is not None:
+        return (
+            f"the push sender is misconfigured ({state.sender_blocked}); notifications "
+            "wait in the retry schedule until it is fixed"
         )
     return None
 

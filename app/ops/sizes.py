@@ -9,23 +9,38 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tables.scan import local_values
 
+#: A device not registered again for this long is stale (Firebase's term).
+STALE_AFTER = timedelta(days=30)
+
 
 @dataclass(frozen=True)
 class PartitionSize:
-    """Users (keys) and devices of one partition of the tokens table."""
+    """Users (keys), devices and stale devices of one partition of the tokens table."""
 
     partition: int
     users: int
     devices: int
+    stale: int = 0
 
 
 def count_users_and_devices(values: Iterable[bytes]) -> tuple[int, int]:
     """``(users, devices)`` for the tokens table's JSON values (device maps)."""
-    users = devices = 0
+    users, devices, _ = count_devices(values, stale_before="")
+    return users, devices
+
+
+def count_devices(values: Iterable[bytes], stale_before: str) -> tuple[int, int, int]:
+    """``(users, devices, stale devices)``: stale ones were updated before ``stale_before``.
+
+    ``stale_before`` is an ISO 8601 UTC timestamp as the table stores them,
+    so that comparing the strings compares the times.
+    """
+    users = devices = stale = 0
     for raw in values:
         users += 1
         try:
@@ -34,7 +49,12 @@ def count_users_and_devices(values: Iterable[bytes]) -> tuple[int, int]:
             continue  # counted as a user; its devices are unknown
         if isinstance(value, dict):
             devices += len(value)
-    return users, devices
+            stale += sum(
+                1
+                for info in value.values()
+                if isinstance(info, dict) and str(info.get("updated_at") or "") < stale_before
+            )
+    return users, devices, stale
 
 
 def active_partitions(app: Any, table: Any) -> list[int]:
@@ -43,12 +63,14 @@ def active_partitions(app: Any, table: Any) -> list[int]:
     return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
 
-def tokens_table_sizes(app: Any, table: Any) -> list[PartitionSize]:
-    """Users and devices of every tokens-table partition this worker owns."""
+def tokens_table_sizes(app: Any, table: Any, now: datetime | None = None) -> list[PartitionSize]:
+    """Users, devices and stale devices of every tokens-table partition this worker owns."""
+    moment = now or datetime.now(timezone.utc)
+    stale_before = (moment - STALE_AFTER).isoformat(timespec="milliseconds")
     sizes = []
     for partition in active_partitions(app, table):
-        users, devices = count_users_and_devices(local_values(table, partition))
-        sizes.append(PartitionSize(partition, users, devices))
+        users, devices, stale = count_devices(local_values(table, partition), stale_before)
+        sizes.append(PartitionSize(partition, users, devices, stale))
     return sizes
 
 

@@ -37,6 +37,8 @@ class PartitionTables:
     tokens: Table[Devices]
     sent: Table[SentRecord]
     pending: Table[Pending]
+    #: Deliveries waiting to be tried again (:mod:`tables.retries`).
+    retries: Table[dict[str, Any]]
 
 
 @dataclass(frozen=True)

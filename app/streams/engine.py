@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 
 from app.config import Settings
 from app.domain.deadletter import SourceRecord
+from app.domain.delivery import TokenGoneBreaker
 from app.domain.ordering import Merge
 from app.domain.partitioning import hop_target, user_key
 from app.domain.records import InvalidRecord, Payment
@@ -46,6 +47,7 @@ from app.notify.base import Sender
 from app.ops import metrics
 from app.streams.context import Rules
 from app.streams.deadletters import DeadLetters
+from app.streams.delivery import DeliveryStage
 from app.streams.items import Item, read_payment, read_token
 from app.streams.task import PartitionTask, Staged
 from app.topics import TABLES, TopicNames
@@ -93,7 +95,13 @@ class Engine:
         self._settings = settings
         self._names = names
         self._tables = dict(tables)
-        self._sender = sender
+        self.delivery = DeliveryStage(
+            sender,
+            names,
+            self._send_record,
+            ttl_s=settings.push_ttl_seconds,
+            breaker=TokenGoneBreaker(settings.token_gone_breaker_percent / 100),
+        )
         self._progress = progress
         self._rules = Rules.of(settings)
         self.intake = intake or Intake(settings)
@@ -119,6 +127,8 @@ class Engine:
             names.payments_canonical: names.payments_canonical,
         }
         self._assigned: frozenset[TopicPartition] = frozenset()
+        #: Partitions per input topic, looked up once per assignment.
+        self._partition_counts: dict[str, int] = {}
         self._positions: dict[TopicPartition, int] | None = None
         #: Per input partition, the offset up to which everything is done.
         self._done: dict[TopicPartition, int] = {}
@@ -173,6 +183,7 @@ class Engine:
             for p in partitions
         }
         self._merge.assign(inputs, self._now_ms())
+        self._partition_counts = {}
         # Another worker may have dead-lettered records of partitions we own now.
         self._dead_letters.forget()
         self._generation += 1
@@ -192,7 +203,7 @@ class Engine:
         self._generation += 1
         async with self._busy:
             for task in self._tasks.values():
-                task.forget()
+                task.abandon()
             self._tasks = {}
             self._positions = None
             self._merge.assign((), self._now_ms())
@@ -201,7 +212,7 @@ class Engine:
 
     async def run(self) -> None:
         """Process batches until stopped (the app runs this as a task)."""
-        await self._sender.start()
+        await self.delivery.sender.start()
         await self.intake.start()
         await self.writer.start()
         self._started = True
@@ -231,7 +242,7 @@ class Engine:
         if self._started:
             await self.writer.stop()
             await self.intake.stop()
-            await self._sender.close()
+            await self.delivery.sender.close()
 
     # --- one step -------------------------------------------------------------
 
@@ -239,13 +250,27 @@ class Engine:
         merge = self._merge
         ready = merge.take(self._batch_max, self.intake.has_lag, self._now_ms())
         if not ready:
-            await self._fetch(IDLE_FETCH_MS)
+            await self._fetch(self._idle_wait_ms())
             ready = merge.take(self._batch_max, self.intake.has_lag, self._now_ms())
         elif len(ready) < self._batch_max:
             await self._fetch(0)
             ready += merge.take(self._batch_max - len(ready), self.intake.has_lag, self._now_ms())
-        if ready and generation == self._generation:
+        if generation != self._generation:
+            return
+        if ready or self._retries_due():
             await self._process(ready, generation)
+        metrics.retries_waiting.set(sum(t.retries_waiting for t in self._tasks.values()))
+
+    def _idle_wait_ms(self) -> int:
+        """How long an idle fetch may wait: until the next retry is due, at most IDLE_FETCH_MS."""
+        due = [at for task in self._tasks.values() if (at := task.next_due()) is not None]
+        if not due:
+            return IDLE_FETCH_MS
+        return max(0, min(IDLE_FETCH_MS, int((min(due) - time.time()) * 1000)))
+
+    def _retries_due(self) -> bool:
+        now = time.time()
+        return any((at := t.next_due()) is not None and at <= now for t in self._tasks.values())
 
     async def _fetch(self, timeout_ms: int) -> None:
         merge = self._merge
@@ -257,7 +282,6 @@ class Engine:
             merge.add(tp, [read(record, max_bytes) for record in records])
 
     async def _process(self, batch: list[tuple[TopicPartition, Item]], generation: int) -> None:
-        touched: dict[int, PartitionTask] = {}
         forwards: list[tuple[TopicPartition, bytes, bytes | None, int]] = []
         done: dict[TopicPartition, int] = {}
         for tp, item in batch:
@@ -278,39 +302,31 @@ class Engine:
                         task.on_payment(parsed, item.event_ms)
                     else:
                         task.on_token(parsed)
-                    touched[partition] = task
             done[tp] = record.offset + 1
-        for partition, owned in self._tasks.items():
+        for owned in self._tasks.values():
             if owned.state.stream_time:
                 owned.sweep()
-                touched[partition] = owned
-        await self._deliver(touched.values())
-        if await self._write(forwards, touched.values(), generation):
+        # Every task: any of them may have retries due.
+        await self.delivery.deliver(self._tasks.values())
+        if await self._write(forwards, self._tasks.values(), generation):
             progress = self._progress()
             for tp, offset in done.items():
                 progress.mark_done(tp, offset)
             self._done.update(done)
 
-    async def _deliver(self, tasks: Iterable[PartitionTask]) -> None:
-        """Hand every delivery the batch planned to the sender at once; settle the outcomes."""
-        plans = [(task, task.outbox.take()) for task in tasks if task.outbox]
-        deliveries = [p.delivery for _, planned in plans for p in planned]
-        if not deliveries:
-            return
-        outcomes = await self._sender.send(deliveries)
-        start = 0
-        for task, planned in plans:
-            task.settle(planned, outcomes[start : start + len(planned)])
-            start += len(planned)
-
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""
         if tp.topic in self._names.canonical:
             return int(tp.partition)
+        count = self._partition_counts.get(tp.topic)
+        if not count:
+            count = self.intake.partition_count(tp.topic)
+            if count:
+                self._partition_counts[tp.topic] = count
         target = hop_target(
             user_id,
             partition=tp.partition,
-            source_partitions=self.intake.partition_count(tp.topic),
+            source_partitions=count,
             table_partitions=self._settings.partitions,
         )
         return int(tp.partition) if target is None else target
@@ -352,7 +368,7 @@ class Engine:
     def _rewind(self) -> None:
         """Forget the batch in progress and read again from what is done."""
         for task in self._tasks.values():
-            task.forget()
+            task.abandon()
         self._merge.assign(self._merge.inputs, self._now_ms())
         self.intake.assign(self._done)
 
@@ -389,6 +405,9 @@ class Engine:
 
     async def _send_letter(self, key: bytes, value: bytes) -> None:
         await self.writer.send_one(self._names.dead_letters, key, value)
+
+    async def _send_record(self, topic: str, key: bytes, value: bytes) -> None:
+        await self.writer.send_one(topic, key, value)
 
     def _now_ms(self) -> float:
         return self._monotonic() * 1000

@@ -3,17 +3,17 @@
 Every read and write here happens on the user's canonical partition
 (``tables``): the payment, its user's tokens and its deduplication record
 always meet in the same partition database.  Deliveries are planned in the
-batch's :class:`~app.streams.outbox.Outbox`; :func:`settle` records what the
-sender made of them.
+batch's :class:`~app.streams.outbox.Outbox`; :mod:`app.streams.delivery`
+sends them and records what became of them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
-from app.domain.dedup import held, notified, notified_devices, sent_key
+from app.domain.dedup import held, notified_devices, sent_key
+from app.domain.delivery import retry_key
 from app.domain.devices import Devices, tokens_of
 from app.domain.join import plan_deliveries
 from app.domain.messages import render_message, title_of
@@ -21,16 +21,13 @@ from app.domain.partitioning import user_key
 from app.domain.pending import add_pending, split_due
 from app.domain.records import Payment, parse_payment
 from app.domain.timing import grace_over
-from app.notify.base import Delivery, Outcome
+from app.notify.base import Delivery
 from app.ops import metrics
 from app.streams.context import PartitionTables, Rules
-from app.streams.outbox import Outbox, Planned
+from app.streams.outbox import Outbox
 from app.streams.partition import PartitionState
 
 log = logging.getLogger(__name__)
-
-_SENT = metrics.notifications.labels("sent")
-_FAILED = metrics.notifications.labels("failed")
 
 
 def on_payment(
@@ -55,6 +52,7 @@ def on_payment(
         metrics.duplicates_suppressed.inc()
         return
     devices = tables.tokens.get(user_key(payment.user_id))
+    metrics.payments.inc()
     if devices:
         plan(payment, happened_ms, devices, frozenset(), outbox)
         return
@@ -102,41 +100,6 @@ def plan(
         )
 
 
-def settle(
-    tables: PartitionTables, planned: Sequence[Planned], outcomes: Sequence[Outcome]
-) -> None:
-    """Record the devices the sender reached; count and log the others.
-
-    A payment outcome whose deliveries all failed still gets its sent record
-    (with no device), so that a replay does not plan it again.
-    """
-    reached: dict[bytes, tuple[int, set[str]]] = {}
-    failed = 0
-    for item, outcome in zip(planned, outcomes, strict=True):
-        entry = reached.get(item.key)
-        if entry is None:
-            record = tables.sent.get(item.key)
-            at_ms = item.at_ms if record is None else int(record["at"])
-            entry = reached[item.key] = (at_ms, set(notified_devices(record)))
-        if outcome.ok:
-            entry[1].add(item.delivery.device_id)
-            continue
-        failed += 1
-        log.warning(
-            "sending payment %s to device %s of user %s failed: %s (%s)",
-            item.delivery.payment_id,
-            item.delivery.device_id,
-            item.delivery.user_id,
-            outcome.kind,
-            outcome.error_code,
-        )
-    for key, (at_ms, devices) in reached.items():
-        tables.sent[key] = notified(at_ms, devices)
-    _SENT.inc(len(planned) - failed)
-    if failed:
-        _FAILED.inc(failed)
-
-
 def keep_pending(payment: Payment, happened_ms: int, tables: PartitionTables, rules: Rules) -> None:
     """Let ``payment`` wait for its user's first token, within the grace period."""
     key = user_key(payment.user_id)
@@ -179,8 +142,15 @@ def release_pending(
     expire_pending(gone, tables)
     for entry in waiting:  # arrival order
         payment = parse_payment(entry["payment"])
-        record = tables.sent.get(_sent_key_of(entry))
-        plan(payment, entry["event_time"], devices, notified_devices(record), outbox)
+        handled = notified_devices(tables.sent.get(_sent_key_of(entry))) | frozenset(
+            device
+            for device in devices
+            if tables.retries.get(
+                retry_key(payment.user_id, payment.payment_id, payment.status, device)
+            )
+            is not None
+        )
+        plan(payment, entry["event_time"], devices, handled, outbox)
     if gone:
         if waiting:
             tables.pending[key] = waiting

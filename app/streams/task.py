@@ -12,20 +12,22 @@ changelog offset they reach.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import heapq
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
+import orjson
 from aiokafka import TopicPartition
 
 from app.domain.records import Payment, TokenEvent
 from app.kafka.writer import Writes
-from app.notify.base import Outcome
 from app.streams.context import PartitionTables, Rules
-from app.streams.outbox import Outbox, Planned
+from app.streams.outbox import Outbox
 from app.streams.partition import PartitionState
-from app.streams.payments import on_payment, settle
+from app.streams.payments import on_payment
 from app.streams.retention import sweep
 from app.streams.tokens import on_token
-from app.topics import PENDING_TABLE, SENT_TABLE, TOKENS_TABLE
+from app.topics import PENDING_TABLE, RETRIES_TABLE, SENT_TABLE, TOKENS_TABLE
 from tables.cache import CachedTable
 from tables.store import PartitionStore
 
@@ -45,17 +47,28 @@ class PartitionTask:
     ) -> None:
         self.partition = partition
         self._stores = dict(stores)
-        self._caches = {name: CachedTable(store.get) for name, store in stores.items()}
+        # The small tables keep their keys in memory: most users have nothing
+        # pending and nothing to retry, and asking RocksDB so costs a read.
+        self._keys: dict[str, set[bytes]] = {PENDING_TABLE: set(), RETRIES_TABLE: set()}
+        self._caches = {
+            name: CachedTable(store.get, self._keys.get(name)) for name, store in stores.items()
+        }
         self.tables = PartitionTables(
             tokens=self._caches[TOKENS_TABLE],
             sent=self._caches[SENT_TABLE],
             pending=self._caches[PENDING_TABLE],
+            retries=self._caches[RETRIES_TABLE],
         )
         self.state = PartitionState()
         self._rules = rules
         self._monotonic = monotonic
         #: The deliveries the batch in progress planned.
         self.outbox = Outbox()
+        # The retry schedule's due times, in memory: (next_at, key), and the
+        # latest time per key (an entry rescheduled leaves a stale heap item).
+        self._due: list[tuple[float, bytes]] = []
+        self._next_at: dict[bytes, float] = {}
+        self._load_schedule()
 
     def on_token(self, event: TokenEvent) -> None:
         """Apply a token event of this partition's user."""
@@ -65,9 +78,49 @@ class PartitionTask:
         """Join a payment of this partition's user."""
         on_payment(payment, event_ms, self.tables, self.state, self._rules, self.outbox)
 
-    def settle(self, planned: list[Planned], outcomes: list[Outcome]) -> None:
-        """Record what the sender made of this task's planned deliveries."""
-        settle(self.tables, planned, outcomes)
+    # --- the retry schedule ---------------------------------------------------
+
+    @property
+    def retries_waiting(self) -> int:
+        """Deliveries in this partition's retry schedule."""
+        return len(self._next_at)
+
+    def next_due(self) -> float | None:
+        """When the earliest retry of this partition is due, if any."""
+        due = self._due
+        while due and self._next_at.get(due[0][1]) != due[0][0]:
+            heapq.heappop(due)
+        return due[0][0] if due else None
+
+    def due_retries(self, now: float) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """The retry entries due by ``now``, each once (it is rescheduled or removed)."""
+        due = self._due
+        while due and due[0][0] <= now:
+            at, key = heapq.heappop(due)
+            if self._next_at.get(key) != at:
+                continue  # rescheduled or removed since
+            value = self.tables.retries.get(key)
+            if value is None:
+                del self._next_at[key]
+                continue
+            # Not due again until scheduled again or removed.
+            self._next_at[key] = float("inf")
+            yield key, value
+
+    def schedule(self, key: bytes, value: dict[str, Any], at: float) -> None:
+        """Put a delivery in the retry schedule, due at ``at`` (UNIX seconds)."""
+        self.tables.retries[key] = value
+        self._index(key, at)
+
+    def unschedule(self, key: bytes) -> None:
+        """Take a delivery out of the retry schedule."""
+        self._next_at.pop(key, None)
+        if key in self.tables.retries:
+            del self.tables.retries[key]
+
+    def _index(self, key: bytes, at: float) -> None:
+        self._next_at[key] = at
+        heapq.heappush(self._due, (at, key))
 
     def sweep(self) -> None:
         """Drop expired state, if a sweep is due."""
@@ -94,10 +147,24 @@ class PartitionTask:
         self.forget()
 
     def forget(self) -> None:
-        """Drop the batch's cache and plans (persisted, or abandoned in a rebalance)."""
+        """Drop the batch's cache and plans, once they are persisted."""
         for cache in self._caches.values():
             cache.clear()
         self.outbox.take()
+
+    def abandon(self) -> None:
+        """Drop the batch in progress: it is read again, from what the database holds."""
+        self.forget()
+        self._load_schedule()
+
+    def _load_schedule(self) -> None:
+        self._due = []
+        self._next_at = {}
+        for name, keys in self._keys.items():
+            keys.clear()
+            keys.update(key for key, _ in self._stores[name].scan(None, 1 << 30))
+        for key, raw in self._stores[RETRIES_TABLE].scan(None, 1 << 30):
+            self._index(key, float(orjson.loads(raw)["next_at"]))
 
     def _scan(self, table: str, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
         return self._stores[table].scan(after, limit)

@@ -34,7 +34,8 @@ def on_token(
 def apply_token(event: TokenEvent, tables: PartitionTables, rules: Rules) -> Devices:
     """Write the user's devices after ``event``; return them."""
     key = user_key(event.user_id)
-    devices, evicted = apply_token_event(tables.tokens.get(key), event, rules.max_devices)
+    before = tables.tokens.get(key)
+    devices, evicted = apply_token_event(before, event, rules.max_devices)
     for device_id in evicted:
         log.warning(
             "user %s has over %d devices: evicted device %s, the oldest",
@@ -43,10 +44,12 @@ def apply_token(event: TokenEvent, tables: PartitionTables, rules: Rules) -> Dev
             device_id,
         )
         metrics.tokens_removed.labels("evicted").inc()
-    if event.token is None:
-        metrics.tokens_removed.labels("deleted").inc()
-    else:
+    if event.token is not None:
         metrics.tokens_registered.inc()
+    elif before and event.device_id in before and event.device_id not in devices:
+        # A bounded label: the reason is free text in a record.
+        cause = "unregistered" if event.reason == "unregistered" else "deleted"
+        metrics.tokens_removed.labels(cause).inc()
     if devices:
         tables.tokens[key] = devices
     elif key in tables.tokens:

@@ -69,6 +69,7 @@ class Namespace:
             "PUSHES_APP_ID": self.app_id,
             "PUSHES_TOKENS_TOPIC": self.tokens_topic,
             "PUSHES_PAYMENTS_TOPIC": self.payments_topic,
+            "PUSHES_UNDELIVERABLE_TOPIC": f"{self.app_id}-undeliverable",
             "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
             **extra,
         }

@@ -127,12 +127,15 @@ def test_scaled_config_shrinks_counts_and_durations_with_floors():
 def test_targets_read_the_report_sections():
     report = {
         "join": {"payments_per_second": 25_000.0, "ratio_to_baseline": 0.4},
+        "backlog": {"exact": True},
+        "quix": {"ratio_ours_to_quix": 1.2},
         "latency": {"p99_ms": 12.0},
         "memory": {"join_peak_mb": 350.0, "recovery_peak_mb": 420.0},
         "soak": {"rss_growth": 0.02},
     }
     met = {t.metric: t.met for t in targets(report)}
-    assert met["join throughput"] is True
+    assert met["backlog lines exact"] is True
+    assert met["backlog / Quix Streams"] is False
     assert met["join / baseline"] is False
     assert met["latency p99"] is True
     assert met["worker peak RSS"] is False  # the larger of the two peaks

@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ["app.faust_fixes*", "tables", "tables.store", "tables.scan", "tables.cache"],
     ),
     ("application", ["app.application"]),
-    ("tables", ["tables.tokens", "tables.sent", "tables.pending"]),
+    ("tables", ["tables.tokens", "tables.sent", "tables.pending", "tables.retries"]),
     ("glue", ["app.streams*", "app.api*", "app.ops*", "app.cli*"]),
     ("root", ["app.main"]),
 ]

@@ -12,7 +12,9 @@ def test_required_topics_cover_sources_canonical_topics_and_changelog():
         "pushes-tokens-changelog",
         "pushes-sent-changelog",
         "pushes-pending-changelog",
+        "pushes-retries-changelog",
         "pushes-dead-letters",
+        "pushes-undeliverable",
     ]
 
 

@@ -125,3 +125,17 @@ def test_seconds_since_a_wall_time_in_milliseconds():
     assert seconds_since_ms(1_000.0, 3_500.0) == 2.5
     assert seconds_since_ms(None, 3_500.0) is None
     assert seconds_since_ms(4_000.0, 3_500.0) == 0.0  # a clock step back is no negative age
+
+
+def test_a_blocked_sender_is_in_the_readiness_too():
+    clock = Clock(1000.0)
+    app = fake_app(CommitTimes(), None)
+    health = Health(
+        app,
+        BrokerProbe(Settings(), clock=clock),
+        GroupWatch(clock),
+        unreachable_after=10.0,
+        sender_blocked=lambda: "SENDER_ID_MISMATCH",
+    )
+    assert "misconfigured (SENDER_ID_MISMATCH)" in not_ready_reason(health.readiness())
+    assert scrape(health)[("pushes_ready", ())] == 0

@@ -124,3 +124,15 @@ def test_an_answer_before_any_start_starts_the_count():
     contact.answered()
     clock.now += 1
     assert contact.silence() == 1.0
+
+
+def test_a_misconfigured_sender_makes_the_worker_not_ready_and_says_why():
+    state = ReadinessState(
+        topics_checked=True,
+        joined_group=True,
+        recovery_completed=True,
+        rebalancing=False,
+        sender_blocked="SENDER_ID_MISMATCH: wrong sender",
+    )
+    reason = not_ready_reason(state)
+    assert reason is not None and "misconfigured (SENDER_ID_MISMATCH" in reason

@@ -1,90 +1,12 @@
-"""The stream handlers driven with plain dicts and a recording sender: no Kafka, no Faust."""
+"""The stream handlers on an in-memory partition task and a recording sender: no Kafka."""
 
 from __future__ import annotations
-
-import json
-from collections.abc import Sequence
-from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from app.domain.dedup import held, notified, sent_key
 from app.domain.partitioning import user_key
-from app.domain.records import Payment, TokenEvent
-from app.notify.base import Delivery, Outcome
-from app.streams.context import PartitionTables, Rules
-from app.streams.outbox import Outbox
-from app.streams.partition import PartitionState
-from app.streams.payments import on_payment, settle
-from app.streams.retention import sweep
-from app.streams.tokens import on_token
-
-MINUTE = 60_000
-RULES = Rules(
-    grace_ms=10 * MINUTE,
-    retention_ms=60 * MINUTE,
-    max_devices=3,
-    max_pending=2,
-    sweep_every_s=30.0,
-)
-
-
-class Recorder:
-    """A sender that records what it sent, and fails for some tokens."""
-
-    name = "recorder"
-
-    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.failing = failing
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def send(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        outcomes = []
-        for d in deliveries:
-            if d.token in self.failing:
-                outcomes.append(Outcome.retry("UNAVAILABLE"))
-            else:
-                self.sent.append((d.token, d.body))
-                outcomes.append(Outcome.delivered())
-        return outcomes
-
-
-class Partition:
-    """One partition's tables and clock, with what the engine does at a batch's end."""
-
-    def __init__(self, sender: Recorder | None = None, rules: Rules = RULES) -> None:
-        self.tables = PartitionTables(tokens={}, sent={}, pending={})
-        self.state = PartitionState()
-        self.outbox = Outbox()
-        self.sender = sender or Recorder()
-        self.rules = rules
-
-    @property
-    def sent(self) -> list[tuple[str, str]]:
-        return self.sender.sent
-
-    async def token(self, device: str, tok: str | None, at_ms: int, user: str = "u1") -> None:
-        when = datetime.fromtimestamp(at_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
-        event = TokenEvent(user, device, tok, "android", when)
-        on_token(event, self.tables, self.state, self.rules, self.outbox)
-        await self.end_batch()
-
-    async def payment(self, pid: str, at_ms: int, *, batch_end: bool = True) -> None:
-        p = Payment(pid, "u1", "succeeded", Decimal("100"), "RUB")
-        on_payment(p, at_ms, self.tables, self.state, self.rules, self.outbox)
-        if batch_end:
-            await self.end_batch()
-
-    async def end_batch(self) -> None:
-        planned = self.outbox.take()
-        outcomes = await self.sender.send([p.delivery for p in planned])
-        settle(self.tables, planned, outcomes)
+from tests.unit.streams.support import MINUTE, RULES, Partition, Recorder, Rules
 
 
 def message(pid: str) -> str:
@@ -140,7 +62,7 @@ async def test_without_grace_a_payment_without_devices_is_reported_and_never_sen
     rules = Rules(grace_ms=0, retention_ms=MINUTE, max_devices=3, max_pending=2, sweep_every_s=1)
     p = Partition(rules=rules)
     await p.payment("p1", 1_000)
-    assert p.tables.pending == {}
+    assert user_key("u1") not in p.tables.pending
     await p.token("phone", "tok-p", 2_000)
     # A replay of the payment once the user has a token stays held.
     await p.payment("p1", 1_000)
@@ -151,7 +73,7 @@ async def test_a_payment_older_than_the_clock_by_more_than_the_grace_is_not_kept
     p = Partition()
     p.state.advance(1_000 + RULES.grace_ms + 1)
     await p.payment("p1", 1_000)
-    assert p.tables.pending == {}
+    assert user_key("u1") not in p.tables.pending
     assert p.tables.sent[sent_key("p1", "succeeded")] == held(1_000)
 
 
@@ -169,6 +91,7 @@ async def test_a_device_that_failed_is_not_remembered_as_notified():
     await p.token("b", "tok-b", 1_000)
     await p.payment("p1", 2_000)
     assert p.tables.sent[sent_key("p1", "succeeded")] == notified(2_000, ["a"])
+    assert p.task.retries_waiting == 1  # b waits in the retry schedule
 
 
 async def test_a_replay_sends_nothing_even_to_devices_registered_since():
@@ -190,32 +113,17 @@ async def test_devices_past_the_limit_evict_the_oldest_and_removals_empty_the_us
     assert user_key("u1") not in p.tables.tokens
 
 
-def scanner(t: PartitionTables):
-    def scan(name: str, after: bytes | None, limit: int):
-        table: dict[bytes, Any] = getattr(t, name)
-        keys = sorted(k for k in table if after is None or k > after)[:limit]
-        return [(k, json.dumps(table[k]).encode()) for k in keys]
-
-    return scan
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("elapsed, swept", [(10.0, False), (30.0, True)])
 async def test_sweeps_drop_expired_state_at_most_every_interval(elapsed, swept):
-    p, clock = Partition(), Clock()
+    p = Partition()
     await p.payment("old", 1_000)  # pending, held
-    sweep(p.tables, p.state, RULES, scanner(p.tables), clock)  # at once: nothing is old
-    assert sent_key("old", "succeeded") in p.tables.sent and p.tables.pending
+    p.task.sweep()  # at once: nothing is old
+    await p.end_batch()
+    assert sent_key("old", "succeeded") in p.tables.sent and user_key("u1") in p.tables.pending
 
     p.state.advance(1_000 + RULES.retention_ms + 1)
-    clock.now += elapsed
-    sweep(p.tables, p.state, RULES, scanner(p.tables), clock)
+    p.monotonic.now += elapsed
+    p.task.sweep()
+    await p.end_batch()
     assert (sent_key("old", "succeeded") not in p.tables.sent) is swept
     assert (user_key("u1") not in p.tables.pending) is swept
