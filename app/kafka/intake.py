@@ -14,7 +14,6 @@ that are not fetched yet.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -72,9 +71,6 @@ class Intake:
         """Records of ``partitions`` that arrived, waiting at most ``timeout_ms`` for some."""
         wanted = list(partitions)
         if not wanted:
-            # Still wait: a caller looping on an empty assignment (a worker that
-            # owns no input partition) must not starve the event loop.
-            await asyncio.sleep(timeout_ms / 1000)
             return {}
         records: dict[
             TopicPartition, list[ConsumerRecord[Any, Any]]
