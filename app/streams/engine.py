@@ -120,6 +120,7 @@ class Engine:
             names.payments: read_payment,
             names.payments_canonical: read_payment,
         }
+        self._canonical_topics = names.canonical
         self._canonical = {
             names.tokens: names.tokens_canonical,
             names.tokens_canonical: names.tokens_canonical,
@@ -301,7 +302,7 @@ class Engine:
                     if isinstance(parsed, Payment):
                         task.on_payment(parsed, item.event_ms)
                     else:
-                        task.on_token(parsed)
+                        task.on_token(parsed, item.event_ms)
             done[tp] = record.offset + 1
         for owned in self._tasks.values():
             if owned.state.stream_time:
@@ -316,7 +317,7 @@ class Engine:
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""
-        if tp.topic in self._names.canonical:
+        if tp.topic in self._canonical_topics:
             return int(tp.partition)
         count = self._partition_counts.get(tp.topic)
         if not count:
