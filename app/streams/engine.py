@@ -121,7 +121,7 @@ class Engine:
             names.payments_canonical: read_payment,
         }
         self._canonical_topics = names.canonical
-        self._canonical = {
+        self._canonical_of = {
             names.tokens: names.tokens_canonical,
             names.tokens_canonical: names.tokens_canonical,
             names.payments: names.payments_canonical,
@@ -154,11 +154,6 @@ class Engine:
     def highwater(self, tp: Any) -> int | None:
         """The high watermark of an input partition, as of the engine's last fetch."""
         return self.intake.highwater(TopicPartition(tp.topic, tp.partition))
-
-    @property
-    def tasks(self) -> Mapping[int, PartitionTask]:
-        """The partition tasks of the current assignment."""
-        return self._tasks
 
     # --- the rebalance protocol (called by the app) -----------------------------
 
@@ -294,7 +289,7 @@ class Engine:
                 partition = self._place(tp, parsed.user_id)
                 task = self._tasks.get(partition)
                 if task is None or not (partition == tp.partition or self._skip_local_hops):
-                    target = TopicPartition(self._canonical[tp.topic], partition)
+                    target = TopicPartition(self._canonical_of[tp.topic], partition)
                     forwards.append(
                         (target, user_key(parsed.user_id), record.value, record.timestamp)
                     )
