@@ -109,9 +109,9 @@ def test_the_fake_fcm_command_serves_fcm_and_trusts_the_key_file_it_writes(tmp_p
 
     port = free_port()
     key_file = tmp_path / "sa.json"
+    command = [sys.executable, "-m", "faust", "-A", "app", "fake-fcm", "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faust", "-A", "app", "fake-fcm", "--port", str(port)]
-        + ["--service-account", str(key_file), "--latency", "0.01"],
+        [*command, "--service-account", str(key_file), "--latency", "0.01"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
