@@ -271,6 +271,9 @@ class Engine:
     async def _fetch(self, timeout_ms: int) -> None:
         merge = self._merge
         wanted = [tp for tp in merge.inputs if merge.buffered(tp) < BUFFER_PER_INPUT]
+        if not wanted:  # no input (an empty assignment), or all of them full
+            await asyncio.sleep(timeout_ms / 1000)
+            return
         fetched = await self.intake.fetch(wanted, timeout_ms, FETCH_RECORDS)
         max_bytes = self._settings.max_record_bytes
         for tp, records in fetched.items():
