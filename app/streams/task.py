@@ -70,9 +70,9 @@ class PartitionTask:
         self._next_at: dict[bytes, float] = {}
         self._load_schedule()
 
-    def on_token(self, event: TokenEvent) -> None:
-        """Apply a token event of this partition's user."""
-        on_token(event, self.tables, self.state, self._rules, self.outbox)
+    def on_token(self, event: TokenEvent, event_ms: int) -> None:
+        """Apply a token event of this partition's user (event time ``event_ms``)."""
+        on_token(event, event_ms, self.tables, self.state, self._rules, self.outbox)
 
     def on_payment(self, payment: Payment, event_ms: int) -> None:
         """Join a payment of this partition's user."""
