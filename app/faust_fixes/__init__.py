@@ -18,6 +18,8 @@ module                 symptom
                        metadata refresh each)
 ``recovery_sleep``     the table manager sleeps 1 s before recovery starts
 ``cli_datadir``        ``faust --datadir`` and ``--web-port`` override the settings
+``commit_clock``       no reliable time of a partition's last commit: Faust stamps
+                       it before the commit, and whether or not it succeeds
 ``transport``          not a fix: composes the consumer fixes into one transport
 =====================  ==========================================================
 
