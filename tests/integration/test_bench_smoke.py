@@ -51,7 +51,7 @@ def test_a_tiny_bench_run_writes_every_section(tmp_path):
     )
     assert backlog["payments_per_second"] and backlog["cpu_seconds"] is not None
     assert report["quix"] == {"skipped": True}
-    assert {t["metric"] for t in report["targets"]} >= {"join throughput", "latency p99"}
+    assert {t["metric"] for t in report["targets"]} >= {"join / baseline", "latency p99"}
     assert report["meta"]["machine"]["cores"]
 
     assert report_file.with_suffix(".png").stat().st_size > 10_000
