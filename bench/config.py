@@ -44,8 +44,11 @@ DEFAULT_GRACE_S = 600
 FULL_DELIVERY_USERS = 50_000
 FULL_DELIVERY_PAYMENTS = 100_000
 FULL_DELIVERY_S = 60.0
-#: Each wait for the fake to have every notification (retries included) is cut off after this.
+#: Each wait for the fake to have every notification (retries included) is cut off after
+#: this.  The worker's backoff after a 503 without Retry-After is 10-20 s, then 10-40 s,
+#: 10-80 s: three failures in a row of one notification can take 140 s.
 FULL_DELIVERY_BUDGET_S = 300.0
+MIN_DELIVERY_BUDGET_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ def scaled(scale: float, **overrides: Any) -> BenchConfig:
         delivery_users=max(1, round(FULL_DELIVERY_USERS * scale)),
         delivery_payments=max(1, round(FULL_DELIVERY_PAYMENTS * scale)),
         delivery_seconds=max(5.0, FULL_DELIVERY_S * scale),
-        delivery_budget_seconds=max(60.0, FULL_DELIVERY_BUDGET_S * scale),
+        delivery_budget_seconds=max(MIN_DELIVERY_BUDGET_S, FULL_DELIVERY_BUDGET_S * scale),
         scale=scale,
     )
     given = {name: value for name, value in overrides.items() if value is not None}

@@ -131,6 +131,21 @@ def attempt_records(body: Mapping[str, Any]) -> list[Sent]:
     ]
 
 
+def split_by_payment(records: Iterable[Sent], prefix: str) -> tuple[list[Sent], int]:
+    """The records of payments whose id starts with ``prefix``, and how many others there were.
+
+    A retry of an earlier phase may land while a later one is measured.
+    """
+    mine: list[Sent] = []
+    others = 0
+    for s in records:
+        if s.payment_id.startswith(prefix):
+            mine.append(s)
+        else:
+            others += 1
+    return mine, others
+
+
 @dataclass(frozen=True)
 class PairCheck:
     """The fake's accepted pairs against the expected ones."""
@@ -249,6 +264,10 @@ class DeliveryLatencies:
     retried: int
     #: Pairs never attempted before the wait ended: in ``values`` with a lower bound.
     missing: int
+    #: The median latency of the pairs of the first and of the last tenth of the
+    #: stream (by produce time): a worker slower than the stream gets later and later.
+    p50_first_tenth_ms: float | None = None
+    p50_last_tenth_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """For the report."""
@@ -263,6 +282,8 @@ class DeliveryLatencies:
             "retried_excluded": self.retried,
             "missing": self.missing,
             "percentiles_are_lower_bounds": self.missing > 0,
+            "p50_first_tenth_ms": self.p50_first_tenth_ms,
+            "p50_last_tenth_ms": self.p50_last_tenth_ms,
         }
 
 
@@ -280,7 +301,7 @@ def first_try_latencies(
     left out (its latency is the retry's backoff, not the worker's); one
     never attempted counts with the lower bound ``gave_up_ms`` - produced.
     """
-    values: list[float] = []
+    timed: list[tuple[int, float]] = []  # (produced ms, latency ms)
     slowest: dict[str, float] = {}
     spoiled: set[str] = set()
     retried = missing = 0
@@ -290,7 +311,7 @@ def first_try_latencies(
         first = tries.get(pair)
         if first is None or (first.ok and pair not in accepted_at):
             missing += 1
-            values.append(gave_up_ms - produced)
+            timed.append((produced, gave_up_ms - produced))
             spoiled.add(payment_id)
             continue
         if not first.ok:
@@ -298,10 +319,19 @@ def first_try_latencies(
             spoiled.add(payment_id)
             continue
         latency = accepted_at[pair] * 1000 - produced
-        values.append(latency)
+        timed.append((produced, latency))
         slowest[payment_id] = max(latency, slowest.get(payment_id, latency))
     per_payment = [v for p, v in slowest.items() if p not in spoiled]
-    return DeliveryLatencies(sorted(values), sorted(per_payment), retried, missing)
+    timed.sort()
+    tenth = max(1, len(timed) // 10)
+    return DeliveryLatencies(
+        sorted(v for _, v in timed),
+        sorted(per_payment),
+        retried,
+        missing,
+        p50_first_tenth_ms=percentile(sorted(v for _, v in timed[:tenth]), 50),
+        p50_last_tenth_ms=percentile(sorted(v for _, v in timed[-tenth:]), 50),
+    )
 
 
 def fake_activity(

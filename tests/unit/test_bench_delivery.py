@@ -24,6 +24,7 @@ from bench.delivery import (
     pairs_of,
     registrations,
     sequential_rate,
+    split_by_payment,
     throughput,
     user_tokens,
 )
@@ -87,6 +88,8 @@ def test_the_fakes_records_are_read_and_checked_pair_by_pair():
     assert not check.exact
     assert check_pairs({("t1", "p1")}, accepted[:1]).exact
     assert first_accepts(accepted)[("t1", "p1")] == 1.5  # the earlier of its two accepts
+    mine, others = split_by_payment(accepted, "p1")
+    assert [s.token for s in mine] == ["t1", "t2", "t1"] and others == 1
 
     def attempt(at, token, status):
         message = {"token": token, "data": {"payment_id": "p1"}} if token else None
@@ -146,6 +149,8 @@ def test_latency_is_the_first_accept_minus_the_produce_time_of_first_tries_only(
     assert result.per_payment == pytest.approx([80.0])  # bp-s-0's slowest device
     assert (result.retried, result.missing) == (1, 1)
     summary = result.as_dict()
+    assert summary["p50_first_tenth_ms"] == pytest.approx(20.0)  # the earliest produced
+    assert summary["p50_last_tenth_ms"] == pytest.approx(6_000.0)  # the latest: d's bound
     assert summary["percentiles_are_lower_bounds"] is True
     assert summary["retried_excluded"] == 1 and summary["notifications"] == 3
 
@@ -189,7 +194,7 @@ def test_delivery_targets_and_the_join_reference():
 def test_scaled_delivery_sizes_and_their_checks():
     quick = scaled(0.05)
     assert (quick.delivery_users, quick.delivery_payments) == (2_500, 5_000)
-    assert quick.delivery_seconds == 5.0 and quick.delivery_budget_seconds == 60.0
+    assert quick.delivery_seconds == 5.0 and quick.delivery_budget_seconds == 180.0
     assert scaled(1.0).delivery_seconds == 60.0
     with pytest.raises(ValueError):
         scaled(0.05, fcm_share_429=0.7, fcm_share_503=0.6)
