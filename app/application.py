@@ -150,7 +150,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> PushesApp
         producer_max_batch_size=256 * 1024,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.session_timeout_seconds / 5,
+        # A worker that leaves on SIGTERM hands its partitions over once the
+        # others learn of the rebalance, which is from their next heartbeat.
+        broker_heartbeat_interval=settings.session_timeout_seconds / 10,
         # Faust's /table/... views would hand out every push token to anyone, and
         # /router/... the cluster layout: only the documented API is served.
         web_tables_enabled=False,

@@ -48,6 +48,13 @@ class Settings:
     # How long the group waits for a silent worker before moving its
     # partitions: the failover time after a crash.
     session_timeout_seconds: int = 10
+    # How long POST /tokens and DELETE wait for Kafka's acknowledgement
+    # (the enqueue included) before answering 503.
+    publish_timeout_seconds: int = 5
+    # How long GET /tokens/{user_id} waits for the owning worker before 504.
+    route_timeout_seconds: int = 5
+    # No successful round trip to the broker for this long: not ready.
+    broker_unreachable_seconds: int = 10
     # Wall time between two retention sweeps of one partition.
     sweep_interval_seconds: int = 30
     # An agent takes up to this many records at a time, waiting at most
@@ -166,6 +173,19 @@ class Settings:
             ),
             session_timeout_seconds=_int(
                 env, "PUSHES_SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds, 6, 300
+            ),
+            publish_timeout_seconds=_int(
+                env, "PUSHES_PUBLISH_TIMEOUT_SECONDS", defaults.publish_timeout_seconds, 1, 120
+            ),
+            route_timeout_seconds=_int(
+                env, "PUSHES_ROUTE_TIMEOUT_SECONDS", defaults.route_timeout_seconds, 1, 120
+            ),
+            broker_unreachable_seconds=_int(
+                env,
+                "PUSHES_BROKER_UNREACHABLE_SECONDS",
+                defaults.broker_unreachable_seconds,
+                2,
+                3600,
             ),
             sweep_interval_seconds=_int(
                 env, "PUSHES_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_seconds, 1, 3600

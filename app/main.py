@@ -24,12 +24,15 @@ from app.config import Settings
 from app.domain.delivery import user_prefix
 from app.domain.partitioning import canonical_partition
 from app.faust_fixes.transport import Consumer
+from app.kafka.membership import GroupWatch
+from app.kafka.probe import BrokerProbe
 from app.notify.base import Sender
 from app.notify.fcm import FcmSender
 from app.notify.log import LogSender
+from app.ops import logfilter
 from app.ops.collectors import LagCollector, TableCollector
+from app.ops.health import Health
 from app.ops.metrics import REGISTRY, SenderMetrics
-from app.ops.readiness import ReadinessState
 from app.streams.engine import Engine
 from app.topics import (
     PENDING_TABLE,
@@ -98,17 +101,18 @@ for source in (topics.token_sources, topics.payment_sources):
     app.topics.add(source)
 app.task(engine.run)
 
-
-def _readiness() -> ReadinessState:
-    return ReadinessState(
-        topics_checked=app.startup.topics_checked,
-        joined_group=app.startup.joined_group,
-        # TableManagerT does not declare the recovery service the manager has.
-        recovery_completed=app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
-        rebalancing=bool(app.rebalancing),
-        stopping=bool(app.should_stop),
-        sender_blocked=engine.delivery.blocked,
-    )
+# Readiness follows the broker: a probe of our own, and the group member's
+# heartbeats (see app.kafka.probe, app.kafka.membership).
+probe = BrokerProbe(settings)
+group_watch = GroupWatch()
+health = Health(
+    app,
+    probe,
+    group_watch,
+    unreachable_after=float(settings.broker_unreachable_seconds),
+    sender_blocked=lambda: engine.delivery.blocked,
+)
+app.task(probe.run)
 
 
 def _retries_of(user_id: str) -> list[dict[str, Any]]:
@@ -117,9 +121,24 @@ def _retries_of(user_id: str) -> list[dict[str, Any]]:
     return [orjson.loads(value) for value in raw]
 
 
-api.register(app, ApiContext(settings, tokens_table, topics.tokens, _readiness, _retries_of), guard)
+api.register(
+    app, ApiContext(settings, tokens_table, topics.tokens, health.readiness, _retries_of), guard
+)
 REGISTRY.register(TableCollector(app, tokens_table))
 REGISTRY.register(LagCollector(app))
+REGISTRY.register(health)
+
+#: Seconds between two looks of the log-flood filter at its groups: a summary
+#: or a recovery line is written at most this late.
+LOG_FILTER_TICK_SECONDS = 5.0
+
+
+async def _log_filter_tick() -> None:
+    # Without it a flood's summary and its end wait for the next log record.
+    logfilter.tick_all()
+
+
+app.timer(LOG_FILTER_TICK_SECONDS)(_log_filter_tick)
 
 
 # mode's stubs accept only sync receivers here; mode awaits async ones.
@@ -127,4 +146,8 @@ REGISTRY.register(LagCollector(app))
 async def _on_assigned(sender: Any, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
     # Even an empty assignment means the group took this worker in.
     app.startup.joined_group = True
+    # The join (or sync) just answered: the coordinator has this member.
+    # Faust's consumer thread holds the aiokafka consumer whose heartbeats count.
+    group_watch.attach(_consumer()._thread._ensure_consumer())
+    group_watch.confirm()
     engine.on_assigned(app.consumer.assignment())

@@ -20,10 +20,18 @@ _DELETED = object()  # the batch deleted the key
 
 
 class CachedTable:
-    """One table partition seen through the batch's cache; values are JSON-able objects."""
+    """One table partition seen through the batch's cache; values are JSON-able objects.
 
-    def __init__(self, read: Callable[[bytes], bytes | None]) -> None:
+    A small table can keep the set of its keys in memory (``keys``): a read of
+    a key not in it then costs no database read.  The set must hold every key
+    of the database; the table keeps it up to date with its own writes.
+    """
+
+    def __init__(
+        self, read: Callable[[bytes], bytes | None], keys: set[bytes] | None = None
+    ) -> None:
         self._read = read
+        self._keys = keys
         self._values: dict[bytes, Any] = {}
         self._dirty: set[bytes] = set()
 
@@ -44,12 +52,16 @@ class CachedTable:
     def __setitem__(self, key: bytes, value: Any) -> None:
         self._values[key] = value
         self._dirty.add(key)
+        if self._keys is not None:
+            self._keys.add(key)
 
     def __delitem__(self, key: bytes) -> None:
         if key not in self:
             raise KeyError(key)
         self._values[key] = _DELETED
         self._dirty.add(key)
+        if self._keys is not None:
+            self._keys.discard(key)
 
     def writes(self) -> list[tuple[bytes, bytes | None]]:
         """Each key changed since the last :meth:`clear`, encoded (``None``: deleted)."""
@@ -64,6 +76,9 @@ class CachedTable:
         self._dirty.clear()
 
     def _load(self, key: bytes) -> Any:
+        if self._keys is not None and key not in self._keys:
+            self._values[key] = _ABSENT
+            return _ABSENT
         raw = self._read(key)
         value = _ABSENT if raw is None else orjson.loads(raw)
         self._values[key] = value

@@ -195,12 +195,34 @@ def _user_id_param() -> Schema:
 
 def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
     """The OpenAPI 3.1 document for a worker running with ``settings``, its security included."""
-    unavailable = {"503": _error("Kafka or the partition's owner is not reachable right now")}
+    retry_after = {
+        "Retry-After": {
+            "description": "seconds until a retry may succeed",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+    kafka_unavailable = {
+        "503": _json(
+            "Error",
+            "Kafka did not acknowledge the event within "
+            f"{settings.publish_timeout_seconds} s (PUSHES_PUBLISH_TIMEOUT_SECONDS), or refused "
+            "it; code: kafka_unavailable. The event was not stored: retry after Retry-After "
+            "seconds, with backoff (a retry is harmless if the first attempt got through)",
+            retry_after,
+        )
+    }
+    owner_unavailable = {
+        "503": _error("the partition owners are not known yet, or the owner is not reachable"),
+        "504": _error(
+            f"the worker owning the user did not answer within {settings.route_timeout_seconds}"
+            " s (PUSHES_ROUTE_TIMEOUT_SECONDS); code: owner_timeout"
+        ),
+    }
     not_found = {"404": _error("no such endpoint (e.g. an empty path segment)")}
     publish_errors = {
         "400": _error("the request is invalid; the message names the field"),
         **not_found,
-        **unavailable,
+        **kafka_unavailable,
     }
     paths: Schema = {
         "/": {
@@ -248,7 +270,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
                     "200": _json("Devices", "the user's devices"),
                     "400": _error("the user id is invalid"),
                     "404": _error("the user has no device"),
-                    **unavailable,
+                    **owner_unavailable,
                 },
             },
         },
@@ -297,7 +319,8 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> Schema:
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: joined the group, tables recovered, topics checked",
+                "summary": "Readiness: joined the group, tables recovered, topics checked, "
+                "the broker answering",
                 "security": [],
                 "responses": {
                     "200": _json("Readiness", "ready for traffic"),

@@ -33,7 +33,7 @@ class ReadyView(web.View):
     """``GET /readyz``: 200 once the worker can serve and process, else 503 and why."""
 
     async def get(self, request: web.Request) -> web.Response:
-        """Check the group, the recovery and the topic check."""
+        """Check the topic check, the group, the recovery, the broker and the sender."""
         reason = not_ready_reason(context_of(self).readiness())
         if reason is None:
             return self.json({"ready": True})

@@ -3,9 +3,15 @@
 ``POST /tokens`` registers a device's push token and
 ``DELETE /tokens/{user_id}/{device_id}`` removes one.  Both publish an event
 to the tokens topic and answer ``202`` only once Kafka acknowledged it
-(acks=all), so an accepted request is never lost.  ``GET /tokens/{user_id}``
-shows a user's devices, tokens masked (unless the service, or an open API's
-caller, holds the admin secret), from whichever worker owns the user.
+(acks=all), so an accepted request is never lost.  They wait at most
+``PUSHES_PUBLISH_TIMEOUT_SECONDS`` for that, the enqueue included (the
+producer may first wait for metadata); past it, or on a Kafka error, they
+answer ``503`` with ``Retry-After``: the event was not stored.  The producer
+may still deliver it later; that is harmless, a registration or removal
+applied twice is applied once.  ``GET /tokens/{user_id}`` shows a user's
+devices, tokens masked (unless the service, or an open API's caller, holds
+the admin secret), from whichever worker owns the user, waiting at most
+``PUSHES_ROUTE_TIMEOUT_SECONDS`` for it (then ``504``).
 
 Who may act for which user is the guard's (:mod:`app.api.guard_http`): its
 middleware has identified the caller and, for the path's ``{user_id}``,
@@ -46,8 +52,15 @@ from app.domain.records import (
 )
 
 log = logging.getLogger(__name__)
+# Lines that repeat once per request while Kafka or a peer is away: under a
+# name the log-flood filter summarises (the app's own loggers it lets through).
+unavailable_log = logging.getLogger("pushes.api")
 
 MAX_BODY_BYTES = 16 * 1024
+#: Seconds a client waits before it retries a request Kafka could not take.
+KAFKA_RETRY_AFTER_SECONDS = 5
+KAFKA_UNAVAILABLE = "kafka_unavailable"
+OWNER_TIMEOUT = "owner_timeout"
 #: Set on a request forwarded to the partition's owner: it is never forwarded
 #: again, so workers that disagree about the owner cannot bounce it forever.
 ROUTED_HEADER = "X-Pushes-Routed"
@@ -121,12 +134,50 @@ def describe_retry(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def publish_token_event(topic: Any, event: TokenEvent) -> dict[str, Any]:
-    """Produce ``event`` to the tokens ``topic`` and wait for Kafka's acknowledgement."""
+class KafkaUnavailable(Exception):
+    """Kafka did not acknowledge a token event in time, or refused it: it is not stored."""
+
+
+async def publish_token_event(topic: Any, event: TokenEvent, timeout: float) -> dict[str, Any]:
+    """Produce ``event`` to the tokens ``topic`` and wait for Kafka's acknowledgement.
+
+    Waits at most ``timeout`` seconds for the send and the acknowledgement
+    together; raises :class:`KafkaUnavailable` past it or on a Kafka error.
+    """
     value = json.dumps(event.to_json(), separators=(",", ":")).encode("utf-8")
-    pending = await topic.send(key=user_key(event.user_id), value=value)
-    metadata = await pending
+
+    async def send() -> Any:
+        pending = await topic.send(key=user_key(event.user_id), value=value)
+        # Shielded: the timeout must not cancel the producer's own future,
+        # which it completes (and would fail on, cancelled) when Kafka answers.
+        return await asyncio.shield(pending)
+
+    try:
+        metadata = await asyncio.wait_for(send(), timeout)
+    except asyncio.TimeoutError:
+        raise KafkaUnavailable(f"no acknowledgement from Kafka within {timeout:g} s") from None
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"Kafka refused it ({type(exc).__name__})") from exc
     return {"topic": metadata.topic, "partition": metadata.partition, "offset": metadata.offset}
+
+
+def kafka_unavailable_body(outcome: str) -> dict[str, str]:
+    """The 503 body of a registration (``registered``) or removal (``removed``) not stored."""
+    what = "the token was not stored" if outcome == "registered" else "the removal was not stored"
+    return {
+        "error": f"Kafka is unavailable: {what}; retry after the Retry-After seconds, "
+        "with backoff (a retry is safe: it changes nothing if the first attempt got through)",
+        "code": KAFKA_UNAVAILABLE,
+    }
+
+
+def owner_timeout_body(timeout: float) -> dict[str, str]:
+    """The 504 body of a read the owning worker did not answer in time."""
+    return {
+        "error": f"the worker owning this user did not answer within {timeout:g} s; "
+        "try again shortly",
+        "code": OWNER_TIMEOUT,
+    }
 
 
 @blueprint.route("/tokens", name="tokens")
@@ -167,14 +218,23 @@ class UserTokensView(web.View):
             return _refused(reveal)
         key = user_key(uid)
         if ROUTED_HEADER not in request.headers:
+            timeout = context.settings.route_timeout_seconds
             try:
-                return await self._route(request, context.tokens_table.name, key)
+                return await asyncio.wait_for(
+                    self._route(request, context.tokens_table.name, key), timeout
+                )
             except SameNode:
                 pass
             except ServiceUnavailable:
                 return self.error(503, "partition owners are not known yet; try again shortly")
-            except (ClientError, asyncio.TimeoutError, OSError) as exc:
-                log.warning("could not reach the owner of user %s: %s", uid, type(exc).__name__)
+            # Before OSError, which TimeoutError is.
+            except asyncio.TimeoutError:
+                unavailable_log.warning("the owner of user %s did not answer in %d s", uid, timeout)
+                return self.json(owner_timeout_body(timeout), status=504)
+            except (ClientError, OSError) as exc:
+                unavailable_log.warning(
+                    "could not reach the owner of user %s: %s", uid, type(exc).__name__
+                )
                 return self.error(503, "the worker owning this user is not reachable right now")
         devices = context.tokens_table.get(key)
         if not devices:
@@ -224,11 +284,18 @@ async def _read_body(request: web.Request) -> bytes:
 
 
 async def _publish(view: web.View, event: TokenEvent, outcome: str) -> web.Response:
+    context = context_of(view)
     try:
-        where = await publish_token_event(context_of(view).tokens_topic, event)
-    except KafkaError as exc:
-        log.error("could not publish token event for user %s: %r", event.user_id, exc)
-        return view.error(503, "the token could not be stored; try again later")
+        where = await publish_token_event(
+            context.tokens_topic, event, context.settings.publish_timeout_seconds
+        )
+    except KafkaUnavailable as exc:
+        unavailable_log.error("token event of user %s not stored: %s", event.user_id, exc)
+        return view.json(
+            kafka_unavailable_body(outcome),
+            status=503,
+            headers={"Retry-After": str(KAFKA_RETRY_AFTER_SECONDS)},
+        )
     return view.json(
         {
             "status": outcome,

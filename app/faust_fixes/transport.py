@@ -7,12 +7,13 @@ from typing import ClassVar
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.transports import ConsumerT, ProducerT
 
+from app.faust_fixes.commit_clock import CommitClockFix
 from app.faust_fixes.engine_inputs import EngineInputsFix
 from app.faust_fixes.fetch_wait import FetchWaitFix
 from app.faust_fixes.topic_redeclare import Producer
 
 
-class Consumer(EngineInputsFix, FetchWaitFix):
+class Consumer(CommitClockFix, EngineInputsFix, FetchWaitFix):
     """Faust's aiokafka consumer with every consumer fix of this package."""
 
 

@@ -96,6 +96,25 @@ class Intake:
             return True
         return bool(state.position < state.highwater)
 
+    def last_response_ms(self) -> float | None:
+        """Wall time (ms) of the newest fetch *response* from the broker, over the assigned
+        partitions (``None``: none yet).
+
+        Unlike :attr:`last_fetch`, an empty fetch that timed out on a lost
+        broker does not count: aiokafka stamps a partition only when a fetch
+        response for it arrives, records or not.
+        """
+        if self._client is None:
+            return None
+        subscription = self._client._subscription.subscription
+        if subscription is None or subscription.assignment is None:
+            return None
+        stamps = [
+            subscription.assignment.state_value(tp).timestamp for tp in subscription.assignment.tps
+        ]
+        known = [stamp for stamp in stamps if stamp is not None]
+        return float(max(known)) if known else None
+
     def partition_count(self, topic: str) -> int:
         """How many partitions ``topic`` has, from the consumer's metadata (0: unknown)."""
         return len(self._consumer.partitions_for_topic(topic) or ())

@@ -120,13 +120,16 @@ class Engine:
             names.payments: read_payment,
             names.payments_canonical: read_payment,
         }
-        self._canonical = {
+        self._canonical_topics = names.canonical
+        self._canonical_of = {
             names.tokens: names.tokens_canonical,
             names.tokens_canonical: names.tokens_canonical,
             names.payments: names.payments_canonical,
             names.payments_canonical: names.payments_canonical,
         }
         self._assigned: frozenset[TopicPartition] = frozenset()
+        #: Partitions per input topic, looked up once per assignment.
+        self._partition_counts: dict[str, int] = {}
         self._positions: dict[TopicPartition, int] | None = None
         #: Per input partition, the offset up to which everything is done.
         self._done: dict[TopicPartition, int] = {}
@@ -152,11 +155,6 @@ class Engine:
         """The high watermark of an input partition, as of the engine's last fetch."""
         return self.intake.highwater(TopicPartition(tp.topic, tp.partition))
 
-    @property
-    def tasks(self) -> Mapping[int, PartitionTask]:
-        """The partition tasks of the current assignment."""
-        return self._tasks
-
     # --- the rebalance protocol (called by the app) -----------------------------
 
     def on_assigned(self, assigned: Iterable[Any]) -> None:
@@ -181,6 +179,7 @@ class Engine:
             for p in partitions
         }
         self._merge.assign(inputs, self._now_ms())
+        self._partition_counts = {}
         # Another worker may have dead-lettered records of partitions we own now.
         self._dead_letters.forget()
         self._generation += 1
@@ -272,6 +271,9 @@ class Engine:
     async def _fetch(self, timeout_ms: int) -> None:
         merge = self._merge
         wanted = [tp for tp in merge.inputs if merge.buffered(tp) < BUFFER_PER_INPUT]
+        if not wanted:  # no input (an empty assignment), or all of them full
+            await asyncio.sleep(timeout_ms / 1000)
+            return
         fetched = await self.intake.fetch(wanted, timeout_ms, FETCH_RECORDS)
         max_bytes = self._settings.max_record_bytes
         for tp, records in fetched.items():
@@ -290,7 +292,7 @@ class Engine:
                 partition = self._place(tp, parsed.user_id)
                 task = self._tasks.get(partition)
                 if task is None or not (partition == tp.partition or self._skip_local_hops):
-                    target = TopicPartition(self._canonical[tp.topic], partition)
+                    target = TopicPartition(self._canonical_of[tp.topic], partition)
                     forwards.append(
                         (target, user_key(parsed.user_id), record.value, record.timestamp)
                     )
@@ -298,7 +300,7 @@ class Engine:
                     if isinstance(parsed, Payment):
                         task.on_payment(parsed, item.event_ms)
                     else:
-                        task.on_token(parsed)
+                        task.on_token(parsed, item.event_ms)
             done[tp] = record.offset + 1
         for owned in self._tasks.values():
             if owned.state.stream_time:
@@ -313,12 +315,17 @@ class Engine:
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""
-        if tp.topic in self._names.canonical:
+        if tp.topic in self._canonical_topics:
             return int(tp.partition)
+        count = self._partition_counts.get(tp.topic)
+        if not count:
+            count = self.intake.partition_count(tp.topic)
+            if count:
+                self._partition_counts[tp.topic] = count
         target = hop_target(
             user_id,
             partition=tp.partition,
-            source_partitions=self.intake.partition_count(tp.topic),
+            source_partitions=count,
             table_partitions=self._settings.partitions,
         )
         return int(tp.partition) if target is None else target

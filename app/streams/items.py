@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from app.domain.records import (
     Payment,
     TokenEvent,
     decode_json,
+    iso_utc,
     parse_payment,
     parse_token_event,
 )
@@ -56,13 +57,21 @@ class Item:
 
 def read_token(record: Any, max_bytes: int) -> tuple[int, int, Item]:
     """A token record as ``(event time, rank, item)`` for the merge."""
+    timestamp: int = record.timestamp
     try:
-        received = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
-        event = parse_token_event(decode_json(record.value, max_bytes, fast_loads), now=received)
+        data = decode_json(record.value, max_bytes, fast_loads)
+        stamped = not isinstance(data, dict) or (
+            "updated_at" not in data and "observed_at" not in data
+        )
+        event = parse_token_event(data, stamp=_iso(timestamp) if stamped else None)
     except InvalidRecord as exc:
-        return record.timestamp, TOKEN_RANK, Item(record, record.timestamp, exc)
-    event_ms = iso_to_ms(event.updated_at)
+        return timestamp, TOKEN_RANK, Item(record, timestamp, exc)
+    event_ms = timestamp if stamped else iso_to_ms(event.updated_at)
     return event_ms, TOKEN_RANK, Item(record, event_ms, event)
+
+
+# Records produced together share their millisecond: formatting it once pays.
+_iso = lru_cache(maxsize=4096)(iso_utc)
 
 
 def read_payment(record: Any, max_bytes: int) -> tuple[int, int, Item]:

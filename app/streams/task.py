@@ -47,7 +47,12 @@ class PartitionTask:
     ) -> None:
         self.partition = partition
         self._stores = dict(stores)
-        self._caches = {name: CachedTable(store.get) for name, store in stores.items()}
+        # The small tables keep their keys in memory: most users have nothing
+        # pending and nothing to retry, and asking RocksDB so costs a read.
+        self._keys: dict[str, set[bytes]] = {PENDING_TABLE: set(), RETRIES_TABLE: set()}
+        self._caches = {
+            name: CachedTable(store.get, self._keys.get(name)) for name, store in stores.items()
+        }
         self.tables = PartitionTables(
             tokens=self._caches[TOKENS_TABLE],
             sent=self._caches[SENT_TABLE],
@@ -65,9 +70,9 @@ class PartitionTask:
         self._next_at: dict[bytes, float] = {}
         self._load_schedule()
 
-    def on_token(self, event: TokenEvent) -> None:
-        """Apply a token event of this partition's user."""
-        on_token(event, self.tables, self.state, self._rules, self.outbox)
+    def on_token(self, event: TokenEvent, event_ms: int) -> None:
+        """Apply a token event of this partition's user (event time ``event_ms``)."""
+        on_token(event, event_ms, self.tables, self.state, self._rules, self.outbox)
 
     def on_payment(self, payment: Payment, event_ms: int) -> None:
         """Join a payment of this partition's user."""
@@ -155,6 +160,9 @@ class PartitionTask:
     def _load_schedule(self) -> None:
         self._due = []
         self._next_at = {}
+        for name, keys in self._keys.items():
+            keys.clear()
+            keys.update(key for key, _ in self._stores[name].scan(None, 1 << 30))
         for key, raw in self._stores[RETRIES_TABLE].scan(None, 1 << 30):
             self._index(key, float(orjson.loads(raw)["next_at"]))
 

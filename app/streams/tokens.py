@@ -7,7 +7,6 @@ import logging
 from app.domain.devices import Devices, apply_token_event
 from app.domain.partitioning import user_key
 from app.domain.records import TokenEvent
-from app.domain.timing import iso_to_ms
 from app.ops import metrics
 from app.streams.context import PartitionTables, Rules
 from app.streams.outbox import Outbox
@@ -19,13 +18,14 @@ log = logging.getLogger(__name__)
 
 def on_token(
     event: TokenEvent,
+    event_ms: int,
     tables: PartitionTables,
     state: PartitionState,
     rules: Rules,
     outbox: Outbox,
 ) -> None:
-    """Apply a registration or removal; a registration releases the user's pending payments."""
-    now = state.advance(iso_to_ms(event.updated_at))
+    """Apply a registration or removal (of event time ``event_ms``); release pending payments."""
+    now = state.advance(event_ms)
     devices = apply_token(event, tables, rules)
     if devices:
         release_pending(event.user_id, devices, now, tables, rules, outbox)

@@ -102,3 +102,34 @@ def test_invalid_flags_exit_2_and_kafka_errors_exit_1(worker: Worker):
         worker, "generate", "tokens", "-n", "1", PUSHES_TOKENS_TOPIC="no-such-" + uuid.uuid4().hex
     )
     assert run.returncode == 1 and "does not exist" in run.stderr
+
+
+def test_the_fake_fcm_command_serves_fcm_and_trusts_the_key_file_it_writes(tmp_path):
+    import urllib.request
+
+    port = free_port()
+    key_file = tmp_path / "sa.json"
+    command = [sys.executable, "-m", "faust", "-A", "app", "fake-fcm", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--service-account", str(key_file), "--latency", "0.01"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_fake/script") as resp:
+                    script = json.loads(resp.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert script["latency_s"] == 0.01
+        account = json.loads(key_file.read_text())
+        assert account["token_uri"] == f"http://127.0.0.1:{port}/token"
+        assert account["type"] == "service_account" and "private_key" in account
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -156,8 +156,22 @@ def test_a_minute_long_outage_loses_nothing_and_the_stream_keeps_flowing(
         assert fake.accepted() == []  # nothing got through the outage
         # The payments were consumed all along: the lag stayed bounded.
         assert max(lags) < 2 * len(users), lags
-        assert metric(worker, "pushes_retries_waiting") > 0
+        waiting = metric(worker, "pushes_retries_waiting")
+        assert waiting > 0
         accepted = wait_accepted(fake, expected, timeout=180)
+        print(
+            "fcm outage summary:",
+            json.dumps(
+                {
+                    "notifications_expected": sum(expected.values()),
+                    "accepted": sum(accepted.values()),
+                    "accepted_twice": sum(1 for n in accepted.values() if n > 1),
+                    "attempts": len(fake.attempts()),
+                    "retries_waiting_at_the_end_of_the_outage": waiting,
+                    "consumer_lag_samples": lags,
+                }
+            ),
+        )
         assert accepted == expected
     finally:
         worker.stop()
@@ -180,7 +194,19 @@ def test_retries_waiting_when_the_worker_is_killed_are_delivered_once(
     fake.script(share_503=0.0)
     restarted = Worker(namespace, tmp_path, "w2", **fake.env()).start().wait_ready()
     try:
-        assert wait_accepted(fake, expected, timeout=150) == expected
+        accepted = wait_accepted(fake, expected, timeout=150)
+        print(
+            "fcm kill summary:",
+            json.dumps(
+                {
+                    "notifications_expected": sum(expected.values()),
+                    "retries_waiting_when_killed": sum(expected.values()),
+                    "accepted": sum(accepted.values()),
+                    "accepted_twice": sum(1 for n in accepted.values() if n > 1),
+                }
+            ),
+        )
+        assert accepted == expected
     finally:
         restarted.stop()
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from app.config import Settings
+from app.kafka.probe import BrokerProbe
 from tests.integration.harness import (
     KAFKA_SCRIPT,
     REPO,
@@ -113,3 +115,13 @@ def test_plaintext_against_the_sasl_listener_fails(sasl_broker: str):
     env = {**os.environ, **Namespace.fresh().env(), "KAFKA_BOOTSTRAP_SERVERS": sasl_broker}
     run = cli(env, "produce-token", "--user-id", "u", "--token", "t")
     assert run.returncode == 1
+
+
+async def test_the_broker_probe_logs_in_like_every_other_client(sasl_broker: str):
+    for password, answered in ((PASSWORD, True), ("wrong", False)):
+        settings = Settings.from_env(sasl_env(sasl_broker, "SCRAM-SHA-512", password))
+        probe = BrokerProbe(settings, timeout=10.0)
+        try:
+            assert await probe.probe() is answered, password
+        finally:
+            probe.close()

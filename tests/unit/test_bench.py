@@ -127,12 +127,15 @@ def test_scaled_config_shrinks_counts_and_durations_with_floors():
 def test_targets_read_the_report_sections():
     report = {
         "join": {"payments_per_second": 25_000.0, "ratio_to_baseline": 0.4},
+        "backlog": {"exact": True},
+        "quix": {"ratio_ours_to_quix": 1.2},
         "latency": {"p99_ms": 12.0},
         "memory": {"join_peak_mb": 350.0, "recovery_peak_mb": 420.0},
         "soak": {"rss_growth": 0.02},
     }
     met = {t.metric: t.met for t in targets(report)}
-    assert met["join throughput"] is True
+    assert met["backlog lines exact"] is True
+    assert met["backlog / Quix Streams"] is False
     assert met["join / baseline"] is False
     assert met["latency p99"] is True
     assert met["worker peak RSS"] is False  # the larger of the two peaks
@@ -145,7 +148,7 @@ def test_profile_summary_counts_busy_samples_and_reports_idle():
     root = "/work/main"
     frames = [
         {"name": "run_forever", "file": "/usr/lib/python3.11/asyncio/base_events.py"},
-        {"name": "process_payments", "file": f"{root}/app/agents.py"},
+        {"name": "Engine._process", "file": f"{root}/app/streams/engine.py"},
         {"name": "Logger.info", "file": "/usr/lib/python3.11/logging/__init__.py"},
         {"name": "EpollSelector.select", "file": "/usr/lib/python3.11/selectors.py"},
     ]
@@ -164,12 +167,12 @@ def test_profile_summary_counts_busy_samples_and_reports_idle():
     assert summary.threads["MainThread"] == {"samples": 4, "idle_share": 0.5}
     assert [(f.function, f.samples) for f in summary.by_self] == [
         ("Logger.info (logging/__init__.py)", 1),
-        ("process_payments (app/agents.py)", 1),
+        ("Engine._process (app/streams/engine.py)", 1),
     ]
-    assert summary.ours[0].function == "process_payments (app/agents.py)"
+    assert summary.ours[0].function == "Engine._process (app/streams/engine.py)"
     assert summary.ours[0].share == 1.0
     assert is_idle("EpollSelector.select (selectors.py)")
-    assert not is_idle("select (app/agents.py)")
+    assert not is_idle("select (app/streams/engine.py)")
     assert short_path(f"{root}/.venv/lib/python3.11/site-packages/faust/streams.py", root) == (
         "faust/streams.py"
     )

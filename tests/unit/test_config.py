@@ -136,3 +136,32 @@ def test_rocksdb_options_bound_every_partition_database():
     assert options["write_buffer_size"] == 4 * MIB and options["max_write_buffer_number"] == 2
     # Faust's store pops keys out of the mapping it gets: each table needs its own.
     assert rocksdb_options(Settings()) is not rocksdb_options(Settings())
+
+
+def test_the_fault_bounds_default_to_seconds_an_operator_expects():
+    s = Settings.from_env({})
+    assert (s.publish_timeout_seconds, s.route_timeout_seconds) == (5, 5)
+    assert s.broker_unreachable_seconds == 10
+    s = Settings.from_env(
+        {
+            "PUSHES_PUBLISH_TIMEOUT_SECONDS": "2",
+            "PUSHES_ROUTE_TIMEOUT_SECONDS": "3",
+            "PUSHES_BROKER_UNREACHABLE_SECONDS": "30",
+        }
+    )
+    assert (s.publish_timeout_seconds, s.route_timeout_seconds) == (2, 3)
+    assert s.broker_unreachable_seconds == 30
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PUSHES_PUBLISH_TIMEOUT_SECONDS": "0"},
+        {"PUSHES_ROUTE_TIMEOUT_SECONDS": "0"},
+        {"PUSHES_BROKER_UNREACHABLE_SECONDS": "1"},
+    ],
+)
+def test_a_fault_bound_of_no_time_is_refused(env):
+    (name,) = env
+    with pytest.raises(ConfigError, match=f"{name}=.* is outside"):
+        Settings.from_env(env)

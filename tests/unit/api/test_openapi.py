@@ -104,3 +104,21 @@ def _operations(doc, with_names=False):
         for method, op in item.items():
             if method in METHODS:
                 yield (path, method, op) if with_names else op
+
+
+def test_publishing_documents_the_kafka_503_with_retry_after_and_the_bound():
+    doc = document(PUSHES_PUBLISH_TIMEOUT_SECONDS="7")
+    paths = doc["paths"]
+    for op in (paths["/tokens"]["post"], paths["/tokens/{user_id}/{device_id}"]["delete"]):
+        answer = op["responses"]["503"]
+        assert "kafka_unavailable" in answer["description"]
+        assert "within 7 s" in answer["description"]
+        assert "Retry-After" in answer["headers"]
+
+
+def test_a_routed_read_documents_the_owners_503_and_its_504():
+    doc = document(PUSHES_ROUTE_TIMEOUT_SECONDS="3")
+    answers = doc["paths"]["/tokens/{user_id}"]["get"]["responses"]
+    assert "owner_timeout" in answers["504"]["description"]
+    assert "within 3 s" in answers["504"]["description"]
+    assert "not reachable" in answers["503"]["description"]

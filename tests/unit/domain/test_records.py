@@ -184,3 +184,12 @@ def test_every_refusal_has_a_reason_code(raw, code):
     with pytest.raises(InvalidRecord) as caught:
         parse_payment(decode_json(raw, 100))
     assert caught.value.code == code
+
+
+def test_limits_hold_for_the_value_as_sent_before_it_is_trimmed():
+    with pytest.raises(InvalidRecord, match="control characters"):
+        parse_token_event({"user_id": "u", "device_id": "d\n\n", "token": None})
+    with pytest.raises(InvalidRecord, match="over the limit"):
+        parse_token_event({"user_id": "u", "device_id": "d" + " " * 300, "token": None})
+    event = parse_token_event({"user_id": " u ", "device_id": " d ", "token": None})
+    assert (event.user_id, event.device_id) == ("u", "d")

@@ -123,7 +123,7 @@ class Partition:
 
     async def token(self, device: str, tok: str | None, at_ms: int, user: str = "u1") -> None:
         when = datetime.fromtimestamp(at_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
-        self.task.on_token(TokenEvent(user, device, tok, "android", when))
+        self.task.on_token(TokenEvent(user, device, tok, "android", when), at_ms)
         await self.end_batch()
 
     async def payment(self, pid: str, at_ms: int, *, batch_end: bool = True) -> None:

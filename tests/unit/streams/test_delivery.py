@@ -87,7 +87,9 @@ async def test_too_many_gone_tokens_at_once_stop_the_pruning():
     users = [f"user-{i}" for i in range(120)]
     for user in users:
         sender.answers[f"tok-{user}"] = Outcome.token_gone("UNREGISTERED")
-        p.task.on_token(TokenEvent(user, "d", f"tok-{user}", None, "2026-01-01T00:00:00+00:00"))
+        p.task.on_token(
+            TokenEvent(user, "d", f"tok-{user}", None, "2026-01-01T00:00:00+00:00"), 1_000
+        )
     await p.end_batch()
     for i, user in enumerate(users):
         p.task.on_payment(Payment(f"p{i}", user, "succeeded", Decimal(1), "RUB"), 2_000)
@@ -126,7 +128,9 @@ async def test_a_provider_in_trouble_rests_the_sender_instead_of_slowing_every_b
     users = [f"r{i}" for i in range(6)]
     for user in users:
         sender.answers[f"tok-{user}"] = Outcome.retry("UNAVAILABLE")
-        p.task.on_token(TokenEvent(user, "d", f"tok-{user}", None, "2026-01-01T00:00:00+00:00"))
+        p.task.on_token(
+            TokenEvent(user, "d", f"tok-{user}", None, "2026-01-01T00:00:00+00:00"), 1_000
+        )
     await p.end_batch()
     for user in users:
         p.task.on_payment(Payment(f"p-{user}", user, "succeeded", Decimal(1), "RUB"), 2_000)

@@ -45,3 +45,22 @@ def test_clear_forgets_the_batch():
     table.clear()
     assert table.writes() == []
     assert table.get(b"a") == 1 and reads == [b"a"]
+
+
+def test_a_table_that_knows_its_keys_reads_only_those():
+    reads: list[bytes] = []
+    data = {b"a": orjson.dumps(1)}
+
+    def read(key: bytes) -> bytes | None:
+        reads.append(key)
+        return data.get(key)
+
+    keys = {b"a"}
+    table = CachedTable(read, keys=keys)
+    assert table.get(b"zzz") is None and reads == []
+    assert table.get(b"a") == 1 and reads == [b"a"]
+    table[b"new"] = 2
+    del table[b"a"]
+    assert keys == {b"new"}  # kept in step with the writes
+    table.clear()
+    assert b"a" not in table and reads == [b"a"]
