@@ -64,7 +64,7 @@ def test_a_tiny_bench_run_writes_every_section(tmp_path):
     assert delivery["notifications_per_second"] and delivery["latency_p99_ms"] is not None
     assert delivery["latency"]["retried_excluded"] == 0  # the fake refused nothing
     assert {t["metric"] for t in report["targets"]} >= {
-        "join throughput", "latency p99", "delivery throughput", "delivery p99",
+        "join / baseline", "latency p99", "delivery throughput", "delivery p99",
     }  # fmt: skip
     [reference] = [t for t in report["targets"] if t["metric"] == "join vs reference"]
     assert reference["target"] == "not compared" and reference["met"] is None
