@@ -66,7 +66,7 @@ bench-quick: $(STAMP) $(QUIX_STAMP) kafka-start
 
 ## bench-profile: the join of 100,000 payments under py-spy; profile and top functions in bench/results/
 bench-profile: $(STAMP) kafka-start
-	$(BIN)/python -m bench --scale 0.1 --profile --join-budget 900 --skip recovery,baseline,latency,soak,http,backlog,quix $(BENCH_ARGS)
+	$(BIN)/python -m bench --scale 0.1 --profile --join-budget 900 --skip recovery,baseline,latency,soak,http,delivery,backlog,quix $(BENCH_ARGS)
 
 kafka-start:
 	scripts/kafka start

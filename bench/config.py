@@ -2,8 +2,10 @@
 
 The full run is the issue's workload (1,000,000 tokens over 200,000 users,
 1,000,000 payments, 60 s of latency inside a 5-minute soak at 2,000
-payments/s, 20 s of HTTP load).  ``--scale`` shrinks the counts and the
-durations together for quick runs; single flags override any of them.
+payments/s, 20 s of HTTP load; delivery: 50,000 users with 1-3 devices,
+100,000 payments waiting, then 60 s at 1,000 payments/s to the fake FCM).
+``--scale`` shrinks the counts and the durations together for quick runs;
+single flags override any of them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 from bench.workload import Mix
 
 #: The phases, in the order a run does them.
-SECTIONS = ("ingest", "recovery", "baseline", "join", "latency", "soak", "http", "backlog", "quix")
+SECTIONS = (
+    "ingest", "recovery", "baseline", "join", "latency", "soak", "http", "delivery", "backlog",
+    "quix",
+)  # fmt: skip
 #: The phases that share the tokens loaded by ingest (the rest have their own topics).
 INGEST_SECTIONS = SECTIONS[:7]
 #: Keep the worker from evicting devices: it keeps at most this many per user.
@@ -34,6 +39,16 @@ FULL_JOIN_BUDGET_S = 300.0
 FULL_BACKLOG_BUDGET_S = 900.0
 #: The worker's default late-token grace (PUSHES_LATE_TOKEN_GRACE_SECONDS).
 DEFAULT_GRACE_S = 600
+#: The delivery scenario (its own topics and worker, sending to the fake FCM):
+#: users with 1-3 devices, a backlog of payments, then a paced stream.
+FULL_DELIVERY_USERS = 50_000
+FULL_DELIVERY_PAYMENTS = 100_000
+FULL_DELIVERY_S = 60.0
+#: Each wait for the fake to have every notification (retries included) is cut off after
+#: this.  The worker's backoff after a 503 without Retry-After is 10-20 s, then 10-40 s,
+#: 10-80 s: three failures in a row of one notification can take 140 s.
+FULL_DELIVERY_BUDGET_S = 300.0
+MIN_DELIVERY_BUDGET_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,20 @@ class BenchConfig:
     backlog_refreshed: float = 0.05
     #: The interpreter of the Quix contestant's virtualenv (None: .venv-quix's).
     quix_python: str | None = None
+    #: Delivery: users (1-3 devices each), backlog payments, paced stream rate and length.
+    delivery_users: int = FULL_DELIVERY_USERS
+    delivery_payments: int = FULL_DELIVERY_PAYMENTS
+    delivery_rate: float = 1_000.0
+    delivery_seconds: float = FULL_DELIVERY_S
+    delivery_budget_seconds: float = FULL_DELIVERY_BUDGET_S
+    #: The fake FCM's script: latency per request, shares of 429 and 503 (Retry-After 1).
+    fcm_latency_s: float = 0.05
+    fcm_share_429: float = 0.01
+    fcm_share_503: float = 0.01
+    #: Extra settings of the delivery worker (``NAME=VALUE``), for experiments.
+    delivery_env: tuple[tuple[str, str], ...] = ()
+    #: The log-sender join's payments/s to compare with (None: not compared).
+    join_reference: float | None = None
     partitions: int = 8
     seed: int = 1
     scale: float = 1.0
@@ -89,6 +118,15 @@ class BenchConfig:
             raise ValueError("backlog removed + refreshed must be a share between 0 and 1")
         if self.backlog_grace_seconds < 0:
             raise ValueError("the backlog's late-token grace must be >= 0")
+        if min(self.delivery_users, self.delivery_payments) < 1:
+            raise ValueError("delivery users and payments must be positive")
+        if min(self.delivery_rate, self.delivery_seconds, self.delivery_budget_seconds) <= 0:
+            raise ValueError("delivery rate, seconds and budget must be positive")
+        shares = (self.fcm_share_429, self.fcm_share_503)
+        if self.fcm_latency_s < 0 or min(shares) < 0 or sum(shares) > 1:
+            raise ValueError("the fake FCM's latency must be >= 0 and its shares within 0..1")
+        if self.join_reference is not None and self.join_reference <= 0:
+            raise ValueError("the join reference must be a positive payments/s")
 
     def runs(self, section: str) -> bool:
         """Whether ``section`` is part of this run."""
@@ -139,6 +177,16 @@ class BenchConfig:
             "backlog_grace_seconds": self.backlog_grace_seconds,
             "backlog_removed": self.backlog_removed,
             "backlog_refreshed": self.backlog_refreshed,
+            "delivery_users": self.delivery_users,
+            "delivery_payments": self.delivery_payments,
+            "delivery_rate": self.delivery_rate,
+            "delivery_seconds": self.delivery_seconds,
+            "delivery_budget_seconds": self.delivery_budget_seconds,
+            "fcm_latency_s": self.fcm_latency_s,
+            "fcm_share_429": self.fcm_share_429,
+            "fcm_share_503": self.fcm_share_503,
+            "delivery_env": dict(self.delivery_env),
+            "join_reference": self.join_reference,
             "partitions": self.partitions,
             "seed": self.seed,
             "skipped": sorted(self.skip),
@@ -164,6 +212,10 @@ def scaled(scale: float, **overrides: Any) -> BenchConfig:
         http_seconds=max(3.0, FULL_HTTP_S * scale),
         join_budget_seconds=max(60.0, FULL_JOIN_BUDGET_S * scale),
         backlog_budget_seconds=max(120.0, FULL_BACKLOG_BUDGET_S * scale),
+        delivery_users=max(1, round(FULL_DELIVERY_USERS * scale)),
+        delivery_payments=max(1, round(FULL_DELIVERY_PAYMENTS * scale)),
+        delivery_seconds=max(5.0, FULL_DELIVERY_S * scale),
+        delivery_budget_seconds=max(MIN_DELIVERY_BUDGET_S, FULL_DELIVERY_BUDGET_S * scale),
         scale=scale,
     )
     given = {name: value for name, value in overrides.items() if value is not None}

@@ -23,12 +23,18 @@ class Target:
     measured: float | None
     unit: str
     op: str  # ">=", "<=" or "<"
-    goal: float
+    #: None: nothing to compare with (a reference not given).
+    goal: float | None
+
+    @property
+    def target(self) -> str:
+        """The goal as text: ``>= 3000``, or ``not compared``."""
+        return "not compared" if self.goal is None else f"{self.op} {self.goal:g}"
 
     @property
     def met(self) -> bool | None:
-        """Whether the measurement meets the goal; ``None`` if it was not measured."""
-        if self.measured is None:
+        """Whether the measurement meets the goal; ``None`` if not measured or not compared."""
+        if self.measured is None or self.goal is None:
             return None
         if self.op == ">=":
             return self.measured >= self.goal
@@ -42,7 +48,7 @@ class Target:
             "metric": self.metric,
             "measured": self.measured,
             "unit": self.unit,
-            "target": f"{self.op} {self.goal:g}",
+            "target": self.target,
             "met": self.met,
         }
 
@@ -68,6 +74,7 @@ def targets(report: dict[str, Any]) -> list[Target]:
         if p is not None
     ]
     growth = _get(report, "soak", "rss_growth")
+    reference = report.get("config", {}).get("join_reference")
     return [
         Target("backlog lines exact", _flag(report, "backlog", "exact"), "yes/no", ">=", 1),
         Target("backlog / Quix Streams", _get(report, "quix", "ratio_ours_to_quix"),
@@ -84,20 +91,25 @@ def targets(report: dict[str, Any]) -> list[Target]:
         Target("HTTP registrations", _get(report, "http", "accepted_per_second"),
                "req/s", ">=", 3_000),
         Target("HTTP p99", _get(report, "http", "p99_ms"), "ms", "<=", 50),
+        Target("delivery throughput", _get(report, "delivery", "notifications_per_second"),
+               "notifications/s", ">=", 3_000),
+        Target("delivery p99", _get(report, "delivery", "latency_p99_ms"), "ms", "<=", 250),
+        # The log sender must not get slower: the lead's reference payments/s, if given.
+        Target("join vs reference", _get(report, "join", "payments_per_second"), "payments/s",
+               ">=", float(reference) if isinstance(reference, (int, float)) else None),
     ]  # fmt: skip
 
 
 def table(rows: list[Target], scale: float) -> str:
     """The plain-text table printed at the end of a run."""
-    lines = [f"{'metric':<24} {'measured':>14} {'target':>16}  met?"]
+    lines = [f"{'metric':<24} {'measured':>22} {'target':>24}  met?"]
     for row in rows:
         measured = "-" if row.measured is None else f"{row.measured:,.4g} {row.unit}"
         if row.measured is not None and abs(row.measured) >= 1000:
             measured = f"{row.measured:,.0f} {row.unit}"
         met = {True: "yes", False: "NO", None: "-"}[row.met]
-        lines.append(
-            f"{row.metric:<24} {measured:>14} {f'{row.op} {row.goal:g} {row.unit}':>16}  {met}"
-        )
+        target = row.target if row.goal is None else f"{row.target} {row.unit}"
+        lines.append(f"{row.metric:<24} {measured:>22} {target:>24}  {met}")
     if scale != 1.0:
         lines.append(f"(scale {scale:g}: the targets are for the full workload, scale 1)")
     return "\n".join(lines)

@@ -14,6 +14,8 @@ Order, so every phase finds what it needs and none disturbs another:
 7. **latency** and **soak**: one paced stream (``--rate``), latency of the
    first ``--latency-seconds``, RSS over all of it;
 8. **http**: ``bench.httpload`` against ``POST /tokens``;
+   then **delivery** (:mod:`bench.delivery_run`): its own topics and worker,
+   sending to the fake FCM (a backlog of payments, then a paced stream);
 9. tokens *and* payments are produced to a second pair of topics (the backlog);
 10. **backlog**: a fresh worker starts on both: ``/readyz`` to its last
     notification line, its lines checked one by one (missing, extra) against
@@ -53,6 +55,8 @@ from bench.backlog import (
     token_changes,
 )
 from bench.config import INGEST_SECTIONS, SECTIONS, BenchConfig, scaled
+from bench.delivery_run import DeliveryError, DeliveryScenario
+from bench.fcm import FakeFcmError
 from bench.lines import compare as compare_lines
 from bench.lines import expected_fingerprints, sink_fingerprints
 from bench.profile import Profiler, summarize_file, summary_text
@@ -111,6 +115,7 @@ class Run:
             "PUSHES_TOKENS_TOPIC": self.tokens_topic,
             "PUSHES_PAYMENTS_TOPIC": self.payments_topic,
             "PUSHES_DEAD_LETTER_TOPIC": f"pushes-dead-letters-{self.run_id}",
+            "PUSHES_UNDELIVERABLE_TOPIC": f"pushes-undeliverable-{self.run_id}",
             "PUSHES_PARTITIONS": str(config.partitions),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             # Unknown users are reported at once instead of waiting for a late token.
@@ -134,6 +139,7 @@ class Run:
                     "PUSHES_TOKENS_TOPIC": self.backlog_tokens_topic,
                     "PUSHES_PAYMENTS_TOPIC": self.backlog_payments_topic,
                     "PUSHES_DEAD_LETTER_TOPIC": f"pushes-dead-letters-backlog-{self.run_id}",
+                    "PUSHES_UNDELIVERABLE_TOPIC": f"pushes-undeliverable-backlog-{self.run_id}",
                     "PUSHES_LATE_TOKEN_GRACE_SECONDS": str(config.backlog_grace_seconds),
                 }
             ),
@@ -156,8 +162,9 @@ class Run:
             else:
                 for name in INGEST_SECTIONS:
                     self.results[name] = {"skipped": True}
-            # The backlog has its own topics and workers: it runs whatever
-            # happened above, and only its own production can stop it.
+            # The delivery scenario and the backlog have their own topics and
+            # workers: they run whatever happened above.
+            self._phase("delivery", self._delivery, optional=True, after=())
             backlog = ("preproduce_backlog",)
             if self.config.runs_backlog_phases:
                 self._phase("preproduce_backlog", self._preproduce_backlog, after=())
@@ -552,6 +559,17 @@ class Run:
         out, _ = _run_measured(command, timeout=self.config.http_seconds + 120)
         self.results["http"] = json.loads(out)
         say(f"http: {self.results['http']['accepted_per_second']:,.0f} registrations/s")
+
+    def _delivery(self) -> None:
+        """The worker sending real pushes to the fake FCM (:mod:`bench.delivery_run`)."""
+        scenario = DeliveryScenario(self.config, self.bootstrap, self.run_id, self.workdir, say)
+        try:
+            scenario.run()
+        except (DeliveryError, FakeFcmError) as exc:
+            raise PhaseError(str(exc)) from exc
+        finally:
+            # What was measured before a failure stays in the report.
+            self.results["delivery"] = scenario.result
 
     # --- the backlog: our worker and Quix on tokens and payments at once -------
 
@@ -957,6 +975,15 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         ("--backlog-removed", float, "share of the backlog's devices removed (0.05)"),
         ("--backlog-refreshed", float, "share of the backlog's devices given a new token (0.05)"),
         ("--quix-python", str, "the Quix contestant's interpreter (.venv-quix/bin/python)"),
+        ("--delivery-users", int, "delivery: users, with 1-3 devices each (full: 50,000)"),
+        ("--delivery-payments", int, "delivery: payments waiting for the worker (full: 100,000)"),
+        ("--delivery-rate", float, "delivery: payments/s of the paced stream (1,000)"),
+        ("--delivery-seconds", float, "delivery: length of the paced stream (full: 60)"),
+        ("--delivery-budget", float, "delivery: cut-off of each wait for the fake (full: 300)"),
+        ("--fcm-latency", float, "the fake FCM's latency per request, s (0.05)"),
+        ("--fcm-share-429", float, "the fake FCM's share of 429 answers (0.01)"),
+        ("--fcm-share-503", float, "the fake FCM's share of 503 answers (0.01)"),
+        ("--join-reference", float, "payments/s the join must reach (default: not compared)"),
         ("--partitions", int, "partitions of every topic (8)"),
         ("--seed", int, "workload seed (1)"),
     ):
@@ -972,6 +999,13 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         default="",
         help="comma-separated sections to run, the rest left out (e.g. backlog,quix)",
     )
+    parser.add_argument(
+        "--delivery-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the delivery worker, for experiments (PUSHES_FCM_MAX_IN_FLIGHT=512)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker during the join")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where reports go")
@@ -982,6 +1016,12 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "--check-targets", action="store_true", help="exit 3 if a measured target is missed"
     )
     args = parser.parse_args(argv)
+    delivery_env: list[tuple[str, str]] = []
+    for item in args.delivery_env:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            parser.error(f"--delivery-env takes NAME=VALUE, not {item!r}")
+        delivery_env.append((name, value))
     skip = frozenset(s.strip() for s in args.skip.split(",") if s.strip())
     only = frozenset(s.strip() for s in args.only.split(",") if s.strip())
     if only:
@@ -1009,6 +1049,16 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
             backlog_removed=args.backlog_removed,
             backlog_refreshed=args.backlog_refreshed,
             quix_python=args.quix_python,
+            delivery_users=args.delivery_users,
+            delivery_payments=args.delivery_payments,
+            delivery_rate=args.delivery_rate,
+            delivery_seconds=args.delivery_seconds,
+            delivery_budget_seconds=args.delivery_budget,
+            fcm_latency_s=args.fcm_latency,
+            fcm_share_429=args.fcm_share_429,
+            fcm_share_503=args.fcm_share_503,
+            delivery_env=tuple(delivery_env) or None,
+            join_reference=args.join_reference,
             partitions=args.partitions,
             seed=args.seed,
             skip=skip,

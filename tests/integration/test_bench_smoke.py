@@ -2,6 +2,8 @@
 
 No timing is asserted (the suite runs on busy machines); only that every
 phase ran without error and produced its section, the figure and the profile.
+The delivery section runs with a fake FCM that answers every request: with
+transient errors it would wait at least the 10 s of each retry, twice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from tests.integration.harness import BOOTSTRAP, REPO
 
 SECTIONS = (
-    "ingest", "recovery", "baseline", "join", "latency", "soak", "http", "memory", "backlog",
+    "ingest", "recovery", "baseline", "join", "latency", "soak", "http", "delivery", "memory",
+    "backlog",
 )  # fmt: skip
 
 
@@ -23,6 +26,8 @@ def test_a_tiny_bench_run_writes_every_section(tmp_path):
             sys.executable, "-m", "bench", "--scale", "0.002", "--payments", "3000",
             "--rate", "200", "--latency-seconds", "2", "--soak-seconds", "3",
             "--http-seconds", "1", "--http-connections", "8", "--profile",
+            "--delivery-users", "50", "--delivery-payments", "200", "--delivery-rate", "100",
+            "--delivery-seconds", "2", "--fcm-share-429", "0", "--fcm-share-503", "0",
             # Quix needs .venv-quix, which `make test` does not build.
             "--skip", "quix",
             "--bootstrap", BOOTSTRAP, "--out", str(tmp_path),
@@ -51,7 +56,18 @@ def test_a_tiny_bench_run_writes_every_section(tmp_path):
     )
     assert backlog["payments_per_second"] and backlog["cpu_seconds"] is not None
     assert report["quix"] == {"skipped": True}
-    assert {t["metric"] for t in report["targets"]} >= {"join / baseline", "latency p99"}
+    delivery = report["delivery"]
+    for phase in ("throughput", "latency"):
+        assert delivery[phase]["exact"] is True, delivery[phase]
+        assert delivery[phase]["expected_pairs"] == delivery[phase]["accepted_records"] > 0
+    assert delivery["throughput"]["pairs"] == delivery["workload"]["notifications"]
+    assert delivery["notifications_per_second"] and delivery["latency_p99_ms"] is not None
+    assert delivery["latency"]["retried_excluded"] == 0  # the fake refused nothing
+    assert {t["metric"] for t in report["targets"]} >= {
+        "join / baseline", "latency p99", "delivery throughput", "delivery p99",
+    }  # fmt: skip
+    [reference] = [t for t in report["targets"] if t["metric"] == "join vs reference"]
+    assert reference["target"] == "not compared" and reference["met"] is None
     assert report["meta"]["machine"]["cores"]
 
     assert report_file.with_suffix(".png").stat().st_size > 10_000
