@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, cast
 
 import jwt
+import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -757,7 +758,7 @@ class FakeFcm:
         script = self._script
         raw = await request.read()
         try:
-            body: Any = json.loads(raw)
+            body: Any = orjson.loads(raw)
         except ValueError:
             body = None
         message = body.get("message") if isinstance(body, dict) else None
@@ -770,7 +771,7 @@ class FakeFcm:
             codes = [d.get("errorCode") for d in error.get("details", ()) if "errorCode" in d]
             label = codes[0] if codes else error.get("status")
             self.attempts.append(Attempt(arrived, token, status, label, message))
-            return web.json_response(data, status=status, headers=headers)
+            return web.json_response(data, status=status, headers=headers, dumps=_dumps)
 
         if self._in_outage() and script.outage_kind == "refuse":
             # A keep-alive connection survives the closed port: drop it too.
@@ -779,7 +780,8 @@ class FakeFcm:
                 request.transport.abort()
             return web.Response(status=503)
         if script.latency_s:
-            await self._pause(script.latency_s)
+            # A plain sleep: aiohttp cancels the handler if the fake closes meanwhile.
+            await asyncio.sleep(script.latency_s)
 
         grant = self._authorized(request.headers.get("Authorization", ""))
         if grant is None:
@@ -938,6 +940,10 @@ _SHORT_LIVED = (
     "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
     "timeframe. Check your iat and exp values in the JWT claim."
 )
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _unavailable() -> dict[str, Any]:

@@ -31,7 +31,9 @@ from typing import Any, Literal
 import aiohttp
 import google.auth.exceptions
 import google.auth.transport.requests
+import orjson
 import requests
+import yarl
 from google.oauth2 import service_account
 
 from app.notify.base import (
@@ -103,8 +105,8 @@ def build_message(delivery: Delivery, *, ttl_s: int, expires_at: float) -> dict[
 
 
 def encode_request(message: Mapping[str, Any]) -> bytes:
-    """The ``messages:send`` request body, in a stable byte form."""
-    return json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
+    """The ``messages:send`` request body, in a stable byte form (keys in their order)."""
+    return orjson.dumps({"message": message})
 
 
 def send_url(base_url: str, project_id: str) -> str:
@@ -375,6 +377,10 @@ class FcmSender:
         self._project_id = project
         self._token_uri = str(info.get("token_uri"))
         self._url = send_url(base_url, project)
+        # Parsed once: a str URL is parsed again for every request.
+        self._parsed_url = yarl.URL(self._url)
+        self._headers: dict[str, str] = {}
+        self._headers_for: str | None = None
         self._name = name
         self._observer: SenderObserver = observer or NullObserver()
         self._clock = clock
@@ -433,7 +439,10 @@ class FcmSender:
         if self._session is not None:
             return
         connector = aiohttp.TCPConnector(limit=self._max_in_flight, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        # No cookies: FCM sets none, and the jar's bookkeeping costs every answer.
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+        )
         if not self._verify_on_start:
             return
         try:
@@ -509,12 +518,16 @@ class FcmSender:
     async def _post(self, body: bytes, access_token: str) -> tuple[int | None, Outcome]:
         """POST one message; the HTTP status (None without an answer) and its outcome."""
         assert self._session is not None
-        headers = {
-            "Authorization": f"Bearer {access_token}",
-            "Content-Type": "application/json; charset=UTF-8",
-        }
+        if access_token != self._headers_for:
+            self._headers = {
+                "Authorization": f"Bearer {access_token}",
+                "Content-Type": "application/json; charset=UTF-8",
+            }
+            self._headers_for = access_token
         try:
-            async with self._session.post(self._url, data=body, headers=headers) as response:
+            async with self._session.post(
+                self._parsed_url, data=aiohttp.BytesPayload(body), headers=self._headers
+            ) as response:
                 raw = await response.read()
                 status = response.status
                 response_headers = response.headers
@@ -527,7 +540,7 @@ class FcmSender:
                 "connection_error", short_text(f"{type(exc).__name__}: {exc}")
             )
         try:
-            parsed: object = json.loads(raw) if raw else None
+            parsed: object = orjson.loads(raw) if raw else None
         except ValueError:
             parsed = None
         return status, classify_fcm_response(status, response_headers, parsed, now=self._clock())
