@@ -204,6 +204,10 @@ def produce_paced(
             wait(ahead, producer.poll)
         now_ms = int(time.time() * 1000)
         producer.produce(topic, value=value, key=key, timestamp=now_ms, on_delivery=failures)
+        # Serve the delivery reports that are in: a record counts against the
+        # producer's queue until its report is served, and the waits above may
+        # have slept instead of polling.
+        producer.poll(0)
         on_send(count, now_ms)
         count += 1
     left = producer.flush(120)

@@ -41,7 +41,8 @@ class TokenGoneBreaker:
 
     More than ``threshold`` of at least ``minimum`` sends within ``window_s``
     answered "token gone" is a wrong project or wrong credentials, not that
-    many dead phones: removing those devices would lose them all.
+    many dead phones: removing those devices would lose them all.  Sends are
+    counted in one-second buckets, so the memory does not grow with the rate.
     """
 
     def __init__(self, threshold: float, *, minimum: int = 100, window_s: float = 60.0) -> None:
@@ -50,24 +51,34 @@ class TokenGoneBreaker:
         self.threshold = threshold
         self.minimum = minimum
         self.window_s = window_s
-        self._sends: deque[tuple[float, bool]] = deque()
+        self._buckets: deque[list[int]] = deque()  # [second, sends, gone]
+        self._sends = 0
         self._gone = 0
 
-    def record(self, now_s: float, gone: bool) -> None:
-        """One send answered, ``gone`` if it said the token is dead."""
-        self._sends.append((now_s, gone))
-        self._gone += gone
+    def record(self, now_s: float, gone: bool, *, sends: int = 1) -> None:
+        """``sends`` answered, all of them gone if ``gone`` (one by default)."""
+        second = int(now_s)
+        if self._buckets and self._buckets[-1][0] == second:
+            bucket = self._buckets[-1]
+        else:
+            bucket = [second, 0, 0]
+            self._buckets.append(bucket)
+        bucket[1] += sends
+        self._sends += sends
+        if gone:
+            bucket[2] += sends
+            self._gone += sends
         self._forget(now_s)
 
     def tripped(self, now_s: float) -> bool:
         """Whether pruning must stop now."""
         self._forget(now_s)
-        sends = len(self._sends)
-        return sends >= self.minimum and self._gone > self.threshold * sends
+        return self._sends >= self.minimum and self._gone > self.threshold * self._sends
 
     def _forget(self, now_s: float) -> None:
-        while self._sends and self._sends[0][0] <= now_s - self.window_s:
-            _, gone = self._sends.popleft()
+        while self._buckets and self._buckets[0][0] <= now_s - self.window_s:
+            _, sends, gone = self._buckets.popleft()
+            self._sends -= sends
             self._gone -= gone
 
 

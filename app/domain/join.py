@@ -7,15 +7,14 @@ read from the tables and act on what they return.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.domain.records import Payment
 from app.domain.timing import iso_to_ms
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One notification to send: a device and its token."""
+class Delivery(NamedTuple):
+    """One notification to send: a device and its token (a tuple: one per notification)."""
 
     device_id: str
     token: str

@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,12 +34,15 @@ from typing import Any
 from app.domain.dedup import notified, notified_devices
 from app.domain.delivery import SendGate, TokenGoneBreaker, next_attempt_at, retry_key
 from app.domain.devices import mask_token
-from app.notify.base import Delivery, Outcome, Sender, next_delay, with_deadline
+from app.notify.base import Delivery, Outcome, Sender, next_delay
 from app.ops import metrics
 from app.streams.task import PartitionTask
 from app.topics import TopicNames
 
 log = logging.getLogger(__name__)
+
+_SENT = metrics.notifications.labels("sent")
+_FAILED = metrics.notifications.labels("failed")
 
 
 @dataclass(slots=True)
@@ -50,8 +54,13 @@ class Attempt:
     at_ms: int  # the payment's event time
     delivery: Delivery
     attempts: int  # tries before this one
-    retry_key: bytes
     scheduled: bool  # in the retry schedule already
+
+    @property
+    def retry_key(self) -> bytes:
+        """Its key in the retry schedule."""
+        d = self.delivery
+        return retry_key(d.user_id, d.payment_id, d.status, d.device_id)
 
 
 def attempt_value(
@@ -89,7 +98,6 @@ def attempt_of(task: PartitionTask, key: bytes, value: dict[str, Any]) -> Attemp
         at_ms=int(value["at_ms"]),
         delivery=Delivery(**value["delivery"]),
         attempts=int(value["attempts"]),
-        retry_key=key,
         scheduled=True,
     )
 
@@ -127,21 +135,14 @@ class DeliveryStage:
         """Send the tasks' planned deliveries and their due retries; record the outcomes."""
         now = self._clock()
         attempts: list[Attempt] = []
+        deadline = now + self._ttl_s
         for task in tasks:
             for planned in task.outbox.take():
-                delivery = with_deadline(planned.delivery, now=now, ttl_s=self._ttl_s)
-                d = delivery
-                attempts.append(
-                    Attempt(
-                        task,
-                        planned.key,
-                        planned.at_ms,
-                        delivery,
-                        0,
-                        retry_key(d.user_id, d.payment_id, d.status, d.device_id),
-                        scheduled=False,
-                    )
-                )
+                delivery = planned.delivery
+                # Fixed once, before its first try: every retry sends the same deadline.
+                if delivery.expires_at is None:
+                    delivery.expires_at = deadline
+                attempts.append(Attempt(task, planned.key, planned.at_ms, delivery, 0, False))
             attempts.extend(attempt_of(task, k, v) for k, v in task.due_retries(now))
         if not attempts:
             return
@@ -162,21 +163,30 @@ class DeliveryStage:
         if was_blocked and self.gate.blocked_reason is None:
             log.info("push sender %s works again", self.sender.name)
         reached: dict[tuple[PartitionTask, bytes], tuple[int, set[str]]] = {}
+        counts: Counter[tuple[str, str]] = Counter()
+        failures: list[tuple[Attempt, Outcome]] = []
+        observe = metrics.notification_delay.observe
         for attempt, outcome in zip(attempts, outcomes, strict=True):
-            metrics.send_outcomes.labels(
-                self.sender.name, outcome.kind, outcome.error_code or ""
-            ).inc()
+            counts[(outcome.kind, outcome.error_code or "")] += 1
             devices = self._reached(reached, attempt)
             if outcome.ok:
                 devices.add(attempt.delivery.device_id)
-                metrics.notifications.labels("sent").inc()
-                metrics.notification_delay.observe(max(0.0, now - attempt.at_ms / 1000))
+                observe(max(0.0, now - attempt.at_ms / 1000))
                 if attempt.scheduled:
                     attempt.task.unschedule(attempt.retry_key)
             else:
-                metrics.notifications.labels("failed").inc()
-                await self._failed(attempt, outcome, now)
+                failures.append((attempt, outcome))
+        delivered = len(attempts) - len(failures)
+        if delivered:
+            self._breaker.record(now, False, sends=delivered)
+        for attempt, outcome in failures:
+            await self._failed(attempt, outcome, now)
             self._breaker.record(now, outcome.kind == "token_gone")
+        for (kind, code), n in counts.items():
+            metrics.send_outcomes.labels(self.sender.name, kind, code).inc(n)
+        _SENT.inc(delivered)
+        if failures:
+            _FAILED.inc(len(failures))
         for (task, key), (at_ms, devices) in reached.items():
             task.tables.sent[key] = notified(at_ms, devices)
         self._check_breaker(now)

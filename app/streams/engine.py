@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
@@ -55,12 +55,16 @@ from tables.store import PartitionStore
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Records buffered per input partition before the engine stops fetching it.
 BUFFER_PER_INPUT = 5_000
 #: Records handed over per fetch.
 FETCH_RECORDS = 10_000
 #: How long a fetch waits for records when none is ready to process.
 IDLE_FETCH_MS = 100
+#: How long a fetch made while a batch waits (for the provider, for Kafka) may wait.
+FETCH_WHILE_WAITING_MS = 2
 #: How long to wait before sending a batch's writes again after Kafka refused them.
 RETRY_SEND_S = 1.0
 #: How often a Kafka that keeps refusing the writes is logged again.
@@ -306,12 +310,28 @@ class Engine:
             if owned.state.stream_time:
                 owned.sweep()
         # Every task: any of them may have retries due.
-        await self.delivery.deliver(self._tasks.values())
-        if await self._write(forwards, self._tasks.values(), generation):
+        await self._meanwhile_fetch(self.delivery.deliver(self._tasks.values()))
+        if await self._meanwhile_fetch(self._write(forwards, self._tasks.values(), generation)):
             progress = self._progress()
             for tp, offset in done.items():
                 progress.mark_done(tp, offset)
             self._done.update(done)
+
+    async def _meanwhile_fetch(self, work: Awaitable[T]) -> T:
+        """Run ``work`` (waiting for a provider or for Kafka); meanwhile fetch and parse.
+
+        Reading and parsing the next records needs no partition state, so it
+        fills the batch's waits instead of following them.
+        """
+        job = asyncio.ensure_future(work)
+        while not job.done():
+            if not any(self._merge.buffered(tp) < BUFFER_PER_INPUT for tp in self._merge.inputs):
+                break
+            await asyncio.wait({job}, timeout=0)
+            if job.done():
+                break
+            await self._fetch(FETCH_WHILE_WAITING_MS)
+        return await job
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""

@@ -34,7 +34,11 @@ class Outbox:
     def plan(self, key: bytes, at_ms: int, delivery: Delivery) -> None:
         """Send ``delivery`` at the end of the batch."""
         self._planned.append(Planned(key, at_ms, delivery))
-        self._devices.setdefault(key, set()).add(delivery.device_id)
+        devices = self._devices.get(key)
+        if devices is None:
+            self._devices[key] = {delivery.device_id}
+        else:
+            devices.add(delivery.device_id)
 
     def has(self, key: bytes) -> bool:
         """Whether this batch already planned a delivery of payment outcome ``key``."""
