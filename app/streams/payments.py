@@ -81,23 +81,19 @@ def plan(
         return
     title, body = title_of(payment), render_message(payment)
     amount = str(payment.amount)
-    for delivery in deliveries:
-        outbox.plan(
-            key,
-            happened_ms,
-            Delivery(
-                user_id=payment.user_id,
-                device_id=delivery.device_id,
-                token=delivery.token,
-                platform=devices[delivery.device_id].get("platform"),
-                title=title,
-                body=body,
-                payment_id=payment.payment_id,
-                status=payment.status,
-                amount=amount,
-                currency=payment.currency,
-            ),
+    user, pid, status, currency = (
+        payment.user_id,
+        payment.payment_id,
+        payment.status,
+        payment.currency,
+    )
+    for device_id, token in deliveries:
+        # Positional: one delivery per notification, and keywords cost a third more.
+        platform = devices[device_id].get("platform")
+        delivery = Delivery(
+            user, device_id, token, platform, title, body, pid, status, amount, currency
         )
+        outbox.plan(key, happened_ms, delivery)
 
 
 def keep_pending(payment: Payment, happened_ms: int, tables: PartitionTables, rules: Rules) -> None:
