@@ -55,8 +55,9 @@ class Settings:
     route_timeout_seconds: int = 5
     # No successful round trip to the broker for this long: not ready.
     broker_unreachable_seconds: int = 10
-    # Wall time between two retention sweeps of one partition.
-    sweep_interval_seconds: int = 30
+    # Wall time between two retention sweep steps of one partition (each step
+    # looks at a bounded number of keys per table).
+    sweep_interval_seconds: int = 3
     # An agent takes up to this many records at a time, waiting at most
     # batch_wait_ms for more, and waits once per batch until Kafka has what
     # the batch wrote.  A crash can repeat at most one batch's notifications.

@@ -51,8 +51,9 @@ class Rules:
     max_pending: int
     #: Wall time between two retention sweeps of one partition.
     sweep_every_s: float
-    #: Keys a sweep looks at per table, so it never stalls the stream.
-    sweep_batch: int = 5_000
+    #: Keys a sweep looks at per table: a few milliseconds of reads, so that
+    #: a sweep never holds up the batch it follows for long.
+    sweep_batch: int = 500
 
     @classmethod
     def of(cls, settings: Settings) -> Rules:

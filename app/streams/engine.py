@@ -173,14 +173,16 @@ class Engine:
         progress = self._progress()
         positions = {tp: progress.committed_offset(tp) or 0 for tp in inputs}
         partitions = sorted({tp.partition for tp in inputs if tp.topic in self._names.canonical})
+        spread = self._rules.sweep_every_s / max(1, len(partitions))
         self._tasks = {
             p: PartitionTask(
                 p,
                 {name: PartitionStore(self._tables[name], p) for name in TABLES},
                 self._rules,
                 self._monotonic,
+                sweep_offset_s=rank * spread,
             )
-            for p in partitions
+            for rank, p in enumerate(partitions)
         }
         self._merge.assign(inputs, self._now_ms())
         self._partition_counts = {}

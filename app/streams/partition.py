@@ -15,6 +15,8 @@ class PartitionState:
     last_sweep: float = 0.0
     #: Where the next sweep of the sent table continues (``None``: from the start).
     sent_cursor: bytes | None = None
+    #: The same for the pending table.
+    pending_cursor: bytes | None = None
 
     def advance(self, event_ms: int) -> int:
         """Move the clock to ``event_ms`` if that is later; return the clock."""

@@ -2,8 +2,11 @@
 
 Sweeps run inside the stream, after a batch's records, at most every
 ``Rules.sweep_every_s`` of wall time per partition, and look at a bounded
-number of keys each time, so they never stall it.  What is old is decided on
-the partition's event time, never the wall clock.
+number of keys of each table each time, continuing where the last one
+stopped: a sweep is a short step, never a stall.  The partitions' steps are
+spread over the interval (see :class:`app.streams.task.PartitionTask`), so
+that one batch does not pay for all of them at once.  What is old is decided
+on the partition's event time, never the wall clock.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ def sweep(
     now = state.stream_time
     # The scan finds the keys in the database; their values are read through
     # the tables, which may hold newer ones written by the batch in progress.
-    for key, _ in scan("pending", None, rules.sweep_batch):
+    pending = scan("pending", state.pending_cursor, rules.sweep_batch)
+    state.pending_cursor = pending[-1][0] if len(pending) == rules.sweep_batch else None
+    for key, _ in pending:
         waiting, gone = split_due(tables.pending.get(key), now, rules.grace_ms)
         if not gone:
             continue

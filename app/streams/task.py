@@ -44,7 +44,14 @@ class PartitionTask:
         stores: Mapping[str, PartitionStore],
         rules: Rules,
         monotonic: Callable[[], float],
+        sweep_offset_s: float = 0.0,
     ) -> None:
+        """``sweep_offset_s``: how long after the start the first sweep is due (at once: 0).
+
+        The engine spreads its partitions' offsets over the sweep interval: the
+        partitions of one assignment start together, and their sweeps would
+        otherwise all fall into the same batches.
+        """
         self.partition = partition
         self._stores = dict(stores)
         # The small tables keep their keys in memory: most users have nothing
@@ -59,7 +66,7 @@ class PartitionTask:
             pending=self._caches[PENDING_TABLE],
             retries=self._caches[RETRIES_TABLE],
         )
-        self.state = PartitionState()
+        self.state = PartitionState(last_sweep=monotonic() - rules.sweep_every_s + sweep_offset_s)
         self._rules = rules
         self._monotonic = monotonic
         #: The deliveries the batch in progress planned.

@@ -126,8 +126,10 @@ class Partition:
         self.task.on_token(TokenEvent(user, device, tok, "android", when), at_ms)
         await self.end_batch()
 
-    async def payment(self, pid: str, at_ms: int, *, batch_end: bool = True) -> None:
-        p = Payment(pid, "u1", "succeeded", Decimal("100"), "RUB")
+    async def payment(
+        self, pid: str, at_ms: int, *, batch_end: bool = True, user: str = "u1"
+    ) -> None:
+        p = Payment(pid, user, "succeeded", Decimal("100"), "RUB")
         self.task.on_payment(p, at_ms)
         if batch_end:
             await self.end_batch()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from app.domain.dedup import held, notified, sent_key
 from app.domain.partitioning import user_key
-from tests.unit.streams.support import MINUTE, RULES, Partition, Recorder, Rules
+from app.streams.task import PartitionTask
+from app.topics import TABLES
+from tests.unit.streams.support import (
+    MINUTE,
+    RULES,
+    Clock,
+    MemoryStore,
+    Partition,
+    Recorder,
+    Rules,
+)
 
 
 def message(pid: str) -> str:
@@ -111,6 +123,56 @@ async def test_devices_past_the_limit_evict_the_oldest_and_removals_empty_the_us
     for device in ["b", "c", "d"]:
         await p.token(device, None, 2_000)
     assert user_key("u1") not in p.tables.tokens
+
+
+async def test_a_sweep_step_reads_a_bounded_number_of_keys_and_the_next_goes_on_from_there():
+    rules = dataclasses.replace(RULES, sweep_batch=2)
+    p = Partition(rules=rules)
+    for i in range(5):
+        await p.payment(f"p{i}", 1_000, user=f"u{i}")  # no device: each user has one pending
+    await p.end_batch()
+    p.state.advance(1_000 + RULES.retention_ms + 1)
+    left = []
+    for _ in range(3):
+        p.monotonic.now += rules.sweep_every_s
+        p.task.sweep()
+        await p.end_batch()
+        left.append(len(p.stores["sent"].data) + len(p.stores["pending"].data))
+    # Two keys of each table per step; all five of each gone after three steps.
+    assert left == [6, 2, 0]
+
+
+async def test_pending_payments_still_waiting_do_not_hide_the_expired_ones_behind_them():
+    rules = dataclasses.replace(RULES, sweep_batch=2)
+    p = Partition(rules=rules)
+    now = 1_000 + RULES.retention_ms + 1
+    for user in ("b0", "b1", "b2"):  # expired by the time of the sweeps
+        await p.payment(f"{user}-pay", 1_000, user=user)
+    for user in ("a0", "a1"):  # first in key order, and within their grace
+        await p.payment(f"{user}-pay", now - 1_000, user=user)
+    assert len(p.stores["pending"].data) == 5
+    p.state.advance(now)
+    for _ in range(3):
+        p.monotonic.now += rules.sweep_every_s
+        p.task.sweep()
+        await p.end_batch()
+    assert sorted(p.stores["pending"].data) == [user_key("a0"), user_key("a1")]
+
+
+async def test_a_partitions_first_sweep_waits_for_its_offset():
+    stores = {name: MemoryStore(name) for name in TABLES}
+    clock = Clock()
+    offset = RULES.sweep_every_s / 2
+    task = PartitionTask(1, stores, RULES, clock, sweep_offset_s=offset)  # type: ignore[arg-type]
+    scanned: list[str] = []
+    for name in ("pending", "sent"):
+        stores[name].scan = lambda after, limit, name=name: scanned.append(name) or []  # type: ignore[method-assign]
+    clock.now += offset - 0.1
+    task.sweep()
+    assert scanned == []
+    clock.now += 0.1
+    task.sweep()
+    assert scanned == ["pending", "sent"]
 
 
 @pytest.mark.parametrize("elapsed, swept", [(10.0, False), (30.0, True)])
