@@ -278,7 +278,7 @@ class DeliveryScenario:
         }
         self.say(
             f"delivery throughput: {measured['first_attempts']:,} first attempts in "
-            f"{_seconds(measured['first_pass_seconds'])} ({_rate(rate)} notifications/s), "
+            f"{_seconds(measured['first_pass_seconds'])} ({_whole(rate)} notifications/s), "
             f"all accepted after {_seconds(measured['all_accepted_seconds'])}"
         )
 
@@ -341,9 +341,10 @@ class DeliveryScenario:
                 ).items()
             },
         }
+        p50, p99 = latencies.as_dict()["p50_ms"], self.result["latency_p99_ms"]
         self.say(
-            f"delivery latency: p50 {latencies.as_dict()['p50_ms']} ms, p99 "
-            f"{self.result['latency_p99_ms']} ms ({latencies.retried:,} retried left out)"
+            f"delivery latency: p50 {_whole(p50)} ms, p99 {_whole(p99)} ms "
+            f"({latencies.retried:,} retried left out)"
         )
 
     # --- helpers --------------------------------------------------------------
@@ -392,5 +393,5 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def _rate(value: float | None) -> str:
+def _whole(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
