@@ -99,39 +99,16 @@ class _Failures:
 
 def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> Produced:
     """Produce every ``(key, value)`` as fast as possible; wait for every acknowledgement."""
-    producer = _producer(
-        bootstrap,
-        **{
-            "linger.ms": 50,
-            "batch.size": 1 << 20,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 500_000,
-        },
-    )
-    failures = _Failures()
-
-    started = time.monotonic()
-    count = 0
-    for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, on_delivery=failures)
-                break
-            except BufferError:  # the local queue is full: let it drain
-                producer.poll(0.05)
-        count += 1
-        if count % 10_000 == 0:
-            producer.poll(0)
-    left = producer.flush(120)
-    return Produced(count, failures.count + left, time.monotonic() - started)
+    return produce_timed(bootstrap, topic, ((key, value, None) for key, value in records))
 
 
 def produce_timed(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes, int]]
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes, int | None]]
 ) -> Produced:
     """Produce every ``(key, value, timestamp ms)`` as fast as possible, like :func:`produce_all`.
 
     The timestamp is the record's Kafka timestamp (CreateTime): its event time.
+    ``None`` leaves it to the producer (the time of sending).
     """
     producer = _producer(
         bootstrap,
@@ -150,10 +127,10 @@ def produce_timed(
         while True:
             try:
                 producer.produce(
-                    topic, value=value, key=key, timestamp=timestamp, on_delivery=failures
+                    topic, value=value, key=key, timestamp=timestamp or 0, on_delivery=failures
                 )
                 break
-            except BufferError:
+            except BufferError:  # the local queue is full: let it drain
                 producer.poll(0.05)
         count += 1
         if count % 10_000 == 0:
