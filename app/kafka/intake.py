@@ -14,7 +14,6 @@ that are not fetched yet.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -40,8 +39,6 @@ class Intake:
             **kafka_client_options(settings),
         }
         self._client: AIOKafkaConsumer | None = None
-        #: Monotonic time of the last fetch that returned (records or not).
-        self.last_fetch: float | None = None
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -75,7 +72,6 @@ class Intake:
         records: dict[
             TopicPartition, list[ConsumerRecord[Any, Any]]
         ] = await self._consumer.getmany(*wanted, timeout_ms=timeout_ms, max_records=max_records)
-        self.last_fetch = time.monotonic()
         return records
 
     def position(self, tp: TopicPartition) -> int | None:
@@ -100,18 +96,14 @@ class Intake:
         """Wall time (ms) of the newest fetch *response* from the broker, over the assigned
         partitions (``None``: none yet).
 
-        Unlike :attr:`last_fetch`, an empty fetch that timed out on a lost
-        broker does not count: aiokafka stamps a partition only when a fetch
-        response for it arrives, records or not.
+        An empty fetch that timed out on a lost broker does not count:
+        aiokafka stamps a partition only when a fetch response for it
+        arrives, records or not.
         """
-        if self._client is None:
+        assignment = self._assignment()
+        if assignment is None:
             return None
-        subscription = self._client._subscription.subscription
-        if subscription is None or subscription.assignment is None:
-            return None
-        stamps = [
-            subscription.assignment.state_value(tp).timestamp for tp in subscription.assignment.tps
-        ]
+        stamps = [assignment.state_value(tp).timestamp for tp in assignment.tps]
         known = [stamp for stamp in stamps if stamp is not None]
         return float(max(known)) if known else None
 
@@ -120,11 +112,16 @@ class Intake:
         return len(self._consumer.partitions_for_topic(topic) or ())
 
     def _state(self, tp: TopicPartition) -> Any:
-        # aiokafka keeps the position and the last fetched high watermark per
-        # partition here; its public position() is a coroutine per partition.
+        assignment = self._assignment()
+        return None if assignment is None else assignment.state_value(tp)
+
+    def _assignment(self) -> Any:
+        # aiokafka keeps the position, the last fetched high watermark and the
+        # last response time per partition here; its public position() is a
+        # coroutine per partition.
         if self._client is None:
             return None
         subscription = self._client._subscription.subscription
         if subscription is None or subscription.assignment is None:
             return None
-        return subscription.assignment.state_value(tp)
+        return subscription.assignment

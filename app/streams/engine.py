@@ -150,11 +150,6 @@ class Engine:
         """The topics the engine reads (the group member must not fetch them)."""
         return frozenset(self._readers)
 
-    @property
-    def last_fetch(self) -> float | None:
-        """Monotonic time the engine's consumer last handed over records (or none)."""
-        return self.intake.last_fetch
-
     def highwater(self, tp: Any) -> int | None:
         """The high watermark of an input partition, as of the engine's last fetch."""
         return self.intake.highwater(TopicPartition(tp.topic, tp.partition))
@@ -276,7 +271,7 @@ class Engine:
 
     async def _fetch(self, timeout_ms: int) -> None:
         merge = self._merge
-        wanted = [tp for tp in merge.inputs if merge.buffered(tp) < BUFFER_PER_INPUT]
+        wanted = self._wanted()
         if not wanted:  # no input (an empty assignment), or all of them full
             await asyncio.sleep(timeout_ms / 1000)
             return
@@ -327,13 +322,18 @@ class Engine:
         """
         job = asyncio.ensure_future(work)
         while not job.done():
-            if not any(self._merge.buffered(tp) < BUFFER_PER_INPUT for tp in self._merge.inputs):
+            if not self._wanted():
                 break
             await asyncio.wait({job}, timeout=0)
             if job.done():
                 break
             await self._fetch(FETCH_WHILE_WAITING_MS)
         return await job
+
+    def _wanted(self) -> list[TopicPartition]:
+        """The inputs with room in their buffers."""
+        merge = self._merge
+        return [tp for tp in merge.inputs if merge.buffered(tp) < BUFFER_PER_INPUT]
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""

@@ -40,8 +40,7 @@ def sweep(
     now = state.stream_time
     # The scan finds the keys in the database; their values are read through
     # the tables, which may hold newer ones written by the batch in progress.
-    pending = scan("pending", state.pending_cursor, rules.sweep_batch)
-    state.pending_cursor = pending[-1][0] if len(pending) == rules.sweep_batch else None
+    pending, state.pending_cursor = _step(scan, "pending", state.pending_cursor, rules.sweep_batch)
     for key, _ in pending:
         waiting, gone = split_due(tables.pending.get(key), now, rules.grace_ms)
         if not gone:
@@ -51,9 +50,16 @@ def sweep(
             tables.pending[key] = waiting
         else:
             del tables.pending[key]
-    batch = scan("sent", state.sent_cursor, rules.sweep_batch)
-    state.sent_cursor = batch[-1][0] if len(batch) == rules.sweep_batch else None
-    for key, _ in batch:
+    sent, state.sent_cursor = _step(scan, "sent", state.sent_cursor, rules.sweep_batch)
+    for key, _ in sent:
         record = tables.sent.get(key)
         if record is not None and past_retention(event_time(record), now, rules.retention_ms):
             del tables.sent[key]
+
+
+def _step(
+    scan: Scan, table: str, cursor: bytes | None, limit: int
+) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+    """The next ``limit`` keys of ``table`` after ``cursor``, and where the step after goes on."""
+    batch = scan(table, cursor, limit)
+    return batch, (batch[-1][0] if len(batch) == limit else None)
