@@ -67,6 +67,12 @@ class Settings:
     # but known lag is always waited for.  This waits for inputs without known
     # lag too (late producers), up to this long; -1 never waits at all.
     max_task_idle_ms: int = 0
+    # A worker that receives forwarded records waits for news of how far the
+    # worker forwarding them has got, up to this long, then goes on without it.
+    # A crashed worker's partitions move after the session timeout, which ends
+    # the wait anyway; this bounds it for a worker still in the group but
+    # silent (recovering large tables, stuck).  0 never waits.
+    hop_wait_ms: int = 30_000
     # Process a record off its user's partition at once when this worker owns
     # that partition, instead of forwarding it through the canonical topic.
     skip_local_hops: bool = True
@@ -198,6 +204,7 @@ class Settings:
             max_task_idle_ms=_int(
                 env, "PUSHES_MAX_TASK_IDLE_MS", defaults.max_task_idle_ms, -1, 3_600_000
             ),
+            hop_wait_ms=_int(env, "PUSHES_HOP_WAIT_MS", defaults.hop_wait_ms, 0, 3_600_000),
             skip_local_hops=_flag(env, "PUSHES_SKIP_LOCAL_HOPS", defaults.skip_local_hops),
             producer_linger_ms=_int(
                 env, "PUSHES_PRODUCER_LINGER_MS", defaults.producer_linger_ms, 0, 1000

@@ -14,10 +14,12 @@ that are not fetched yet.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from app.config import Settings
 from app.kafka.security import kafka_client_options
@@ -110,6 +112,18 @@ class Intake:
     def partition_count(self, topic: str) -> int:
         """How many partitions ``topic`` has, from the consumer's metadata (0: unknown)."""
         return len(self._consumer.partitions_for_topic(topic) or ())
+
+    async def partitions_of(self, topic: str, timeout_s: float) -> int:
+        """How many partitions ``topic`` has, asking the brokers if need be (0: unknown)."""
+        known = self.partition_count(topic)
+        if known:
+            return known
+        try:
+            # aiokafka's consumer has no public call that fetches one topic's metadata.
+            wait = self._consumer._client._wait_on_metadata(topic)
+            return len(await asyncio.wait_for(wait, timeout_s) or ())
+        except (asyncio.TimeoutError, KafkaError):
+            return 0
 
     def _state(self, tp: TopicPartition) -> Any:
         assignment = self._assignment()

@@ -20,6 +20,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from app.config import Settings
 from app.kafka.security import kafka_client_options
 
+# aiokafka's record builder takes a list and only reads it.
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
 #: The largest record batch sent; below the broker's default message.max.bytes (1 MiB).
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -88,15 +91,21 @@ class Writes:
         key: bytes | None,
         value: bytes | None,
         timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Add one record for ``tp`` (a full batch is sent on the way)."""
         batch = self._open.get(tp)
         if batch is None:
             batch = self._open[tp] = _Open(self.producer.create_batch())
-        if batch.builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
+        extra = headers if headers is not None else _NO_HEADERS
+        appended = batch.builder.append(key=key, value=value, timestamp=timestamp_ms, headers=extra)
+        if appended is None:
             await self._send(tp, batch)
             batch = self._open[tp] = _Open(self.producer.create_batch())
-            if batch.builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
+            appended = batch.builder.append(
+                key=key, value=value, timestamp=timestamp_ms, headers=extra
+            )
+            if appended is None:
                 raise ValueError(f"a record for {tp} is larger than {MAX_BATCH_BYTES} bytes")
         batch.count += 1
 

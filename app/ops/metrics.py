@@ -115,6 +115,11 @@ retries_waiting = Gauge(
     "Deliveries waiting in the retry schedule of the partitions this worker owns.",
     registry=REGISTRY,
 )
+hop_waits_given_up = Counter(
+    "pushes_hop_waits_given_up_total",
+    "Times the join stopped waiting for news from a worker that forwards records to it.",
+    registry=REGISTRY,
+)
 undeliverable = Counter(
     "pushes_undeliverable_total",
     "Notifications given up, by outcome (rejected, expired), sent to the undeliverable topic.",

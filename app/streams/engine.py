@@ -9,15 +9,18 @@ committed offsets once the tables are recovered) and:
    buffers it per input partition;
 2. takes records across all its inputs in timestamp order, tokens before
    payments on a tie, waiting for an input that has lag but nothing buffered
-   (:mod:`app.domain.ordering`);
+   (:mod:`app.domain.ordering`), and for the bounds of the sources other
+   workers forward from (:mod:`app.streams.hops`);
 3. processes a batch of them: a record on its user's canonical partition, or
    on another partition this worker owns, goes to that partition's task
    (:mod:`app.streams.task`); any other is forwarded, with its timestamp,
-   to the canonical topic; a record no parser accepts is dead-lettered;
+   source and place, to the canonical topic; a record no parser accepts is
+   dead-lettered;
 4. sends the batch's writes (each task's changed keys once, the forwarded
-   records) in record batches and waits until Kafka has all of them, writes
-   the tasks' RocksDB batches with the changelog offsets, and only then marks
-   the batch's input offsets done, for the consumer's next commit.
+   records, the bounds of its sources) in record batches and waits until
+   Kafka has all of them, writes the tasks' RocksDB batches with the
+   changelog offsets, and only then marks the batch's input offsets done,
+   for the consumer's next commit.
 
 A crash can therefore repeat at most one batch's notifications.  A
 rebalance first lets the batch in progress finish (:meth:`Engine.drain`);
@@ -38,16 +41,18 @@ from aiokafka.errors import KafkaError
 from app.config import Settings
 from app.domain.deadletter import SourceRecord
 from app.domain.delivery import TokenGoneBreaker
-from app.domain.ordering import Merge
-from app.domain.partitioning import hop_target, user_key
+from app.domain.hops import BOUNDS_HEADER
+from app.domain.ordering import NEVER_WAIT, Merge, Order
+from app.domain.partitioning import hop_target
 from app.domain.records import InvalidRecord, Payment
 from app.kafka.intake import Intake
-from app.kafka.writer import Writer
+from app.kafka.writer import Writer, Writes
 from app.notify.base import Sender
 from app.ops import metrics
 from app.streams.context import Rules
 from app.streams.deadletters import DeadLetters
 from app.streams.delivery import DeliveryStage
+from app.streams.hops import Input, Reads, Snapshot
 from app.streams.items import Item, read_payment, read_token
 from app.streams.task import PartitionTask, Staged
 from app.topics import TABLES, TopicNames
@@ -69,6 +74,11 @@ FETCH_WHILE_WAITING_MS = 2
 RETRY_SEND_S = 1.0
 #: How often a Kafka that keeps refusing the writes is logged again.
 REFUSED_LOG_EVERY_S = 30.0
+#: How long the partition counts of the public topics are waited for at an assignment.
+METADATA_TIMEOUT_S = 10.0
+
+#: The headers of a bounds record.
+BOUNDS_HEADERS = [(BOUNDS_HEADER, b"1")]
 
 
 class Progress(Protocol):
@@ -116,7 +126,12 @@ class Engine:
         # A record off its user's partition is processed here at once when this
         # worker owns that partition, unless told to measure the hop.
         self._skip_local_hops = settings.skip_local_hops
-        self._merge: Merge[TopicPartition, Item] = Merge(settings.max_task_idle_ms)
+        self._merge: Merge[Input, Item] = Merge(settings.max_task_idle_ms, settings.hop_wait_ms)
+        self._reads = Reads(names, settings.partitions, skip_local_hops=self._skip_local_hops)
+        # Bounds of the hop are waited for unless the order is given up anyway.
+        self._hop_wait = settings.hop_wait_ms > 0 and settings.max_task_idle_ms != NEVER_WAIT
+        self._hop_plan: tuple[list[Input], dict[Input, Order]] = ([], {})
+        self._given_up = 0
         self._tasks: dict[int, PartitionTask] = {}
         self._readers = {
             names.tokens: read_token,
@@ -132,6 +147,8 @@ class Engine:
             names.payments_canonical: names.payments_canonical,
         }
         self._assigned: frozenset[TopicPartition] = frozenset()
+        #: The Kafka partitions the engine reads (the merge splits canonical ones by source).
+        self._inputs: list[TopicPartition] = []
         #: Partitions per input topic, looked up once per assignment.
         self._partition_counts: dict[str, int] = {}
         self._positions: dict[TopicPartition, int] | None = None
@@ -179,7 +196,7 @@ class Engine:
             )
             for rank, p in enumerate(partitions)
         }
-        self._merge.assign(inputs, self._now_ms())
+        self._inputs = inputs
         self._partition_counts = {}
         # Another worker may have dead-lettered records of partitions we own now.
         self._dead_letters.forget()
@@ -203,6 +220,8 @@ class Engine:
                 task.abandon()
             self._tasks = {}
             self._positions = None
+            self._inputs = []
+            self._hop_plan = ([], {})
             self._merge.assign((), self._now_ms())
 
     # --- life cycle -----------------------------------------------------------
@@ -222,6 +241,7 @@ class Engine:
                 if self._positions is not None:
                     self.intake.assign(self._positions)
                     self._positions = None
+                    await self._plan_hops()
                 if generation == self._generation and self._live.is_set():
                     try:
                         await self._step(generation)
@@ -243,20 +263,91 @@ class Engine:
 
     # --- one step -------------------------------------------------------------
 
+    async def _plan_hops(self) -> None:
+        """Split the canonical partitions by source, waiting for the bounds of other workers'."""
+        sources: dict[str, int] = {}
+        if self._hop_wait:
+            for topic in (self._names.tokens, self._names.payments):
+                sources[topic] = await self.intake.partitions_of(topic, METADATA_TIMEOUT_S)
+                if not sources[topic]:
+                    log.warning(
+                        "join: the partitions of %s are not known; records other workers "
+                        "forward from it take their place when they arrive",
+                        topic,
+                    )
+        self._hop_plan = self._reads.plan(self._inputs, self._tasks, sources, wait=self._hop_wait)
+        inputs, bounds = self._hop_plan
+        self._merge.assign(inputs, self._now_ms(), bounds)
+
+    def _has_lag(self, key: Input) -> bool:
+        if key.source is None:
+            return self.intake.has_lag(key.tp)
+        return self._reads.has_lag(key, self.intake.has_lag)
+
     async def _step(self, generation: int) -> None:
         merge = self._merge
-        ready = merge.take(self._batch_max, self.intake.has_lag, self._now_ms())
+        has_lag = self._has_lag
+        ready = merge.take(self._batch_max, has_lag, self._now_ms())
         if not ready:
             await self._fetch(self._idle_wait_ms())
-            ready = merge.take(self._batch_max, self.intake.has_lag, self._now_ms())
+            ready = merge.take(self._batch_max, has_lag, self._now_ms())
         elif len(ready) < self._batch_max:
             await self._fetch(0)
-            ready += merge.take(self._batch_max - len(ready), self.intake.has_lag, self._now_ms())
+            ready += merge.take(self._batch_max - len(ready), has_lag, self._now_ms())
+        if merge.bounds_given_up != self._given_up:
+            self._gave_up(merge.bounds_given_up - self._given_up)
         if generation != self._generation:
             return
         if ready or self._retries_due():
             await self._process(ready, generation)
+        else:
+            await self._announce(generation)
         metrics.retries_waiting.set(sum(t.retries_waiting for t in self._tasks.values()))
+
+    def _gave_up(self, count: int) -> None:
+        self._given_up += count
+        metrics.hop_waits_given_up.inc(count)
+        log.warning(
+            "join: no news for %.1f s from a worker that forwards records here; going on "
+            "without it (a payment it forwards later may meet later token events)",
+            self._settings.hop_wait_ms / 1000,
+        )
+
+    async def _announce(self, generation: int) -> None:
+        """Outside any batch: write the forwards read and the bounds due; mark what is done."""
+        snapshot = self._snapshot()
+        if snapshot.forwards or snapshot.bounds:
+            try:
+                await self._send_snapshot(self.writer.writes(), snapshot)
+            except KafkaError as exc:
+                self._reads.unsent(snapshot)
+                self._refused(exc)
+                return
+            self._reads.wrote(snapshot, time.time())
+        if generation == self._generation:
+            self._mark_done(snapshot.done)
+
+    def _snapshot(self) -> Snapshot:
+        return self._reads.snapshot(self._merge, self._has_lag, time.time(), self._now_ms())
+
+    @staticmethod
+    async def _send_snapshot(writes: Writes, snapshot: Snapshot) -> dict[TopicPartition, int]:
+        await Engine._add_snapshot(writes, snapshot)
+        return await writes.send()
+
+    @staticmethod
+    async def _add_snapshot(writes: Writes, snapshot: Snapshot) -> None:
+        for tp, key, value, timestamp, headers in snapshot.forwards:
+            await writes.add(tp, key, value, timestamp, headers)
+        # After the forwarded records they cover, on the same partitions.
+        for tp, value, _ in snapshot.bounds:
+            await writes.add(tp, None, value, headers=BOUNDS_HEADERS)
+
+    def _mark_done(self, done: dict[TopicPartition, int]) -> None:
+        progress = self._progress()
+        for tp, offset in done.items():
+            progress.mark_done(tp, offset)
+        self._done.update(done)
 
     def _idle_wait_ms(self) -> int:
         """How long an idle fetch may wait: until the next retry is due, at most IDLE_FETCH_MS."""
@@ -277,42 +368,51 @@ class Engine:
             return
         fetched = await self.intake.fetch(wanted, timeout_ms, FETCH_RECORDS)
         max_bytes = self._settings.max_record_bytes
+        canonical = self._canonical_topics
+        now_ms = self._now_ms()
         for tp, records in fetched.items():
             read = self._readers[tp.topic]
-            merge.add(tp, [read(record, max_bytes) for record in records])
-
-    async def _process(self, batch: list[tuple[TopicPartition, Item]], generation: int) -> None:
-        forwards: list[tuple[TopicPartition, bytes, bytes | None, int]] = []
-        done: dict[TopicPartition, int] = {}
-        for tp, item in batch:
-            parsed = item.parsed
-            record = item.record
-            if isinstance(parsed, InvalidRecord):
-                await self._dead_letter(record, parsed)
+            if tp.topic in canonical:
+                self._reads.split(tp, records, read, max_bytes, merge, now_ms, self._route)
             else:
-                partition = self._place(tp, parsed.user_id)
-                task = self._tasks.get(partition)
-                if task is None or not (partition == tp.partition or self._skip_local_hops):
-                    target = TopicPartition(self._canonical_of[tp.topic], partition)
-                    forwards.append(
-                        (target, user_key(parsed.user_id), record.value, record.timestamp)
-                    )
-                else:
-                    if isinstance(parsed, Payment):
-                        task.on_payment(parsed, item.event_ms)
-                    else:
-                        task.on_token(parsed, item.event_ms)
-            done[tp] = record.offset + 1
+                rows = [read(record, max_bytes) for record in records]
+                route = self._route
+                for row in rows:
+                    route(tp, row[2])
+                merge.add(Input(tp), self._reads.read(tp, rows), now_ms)
+
+    def _route(self, tp: TopicPartition, item: Item) -> None:
+        """Where ``item`` (read from ``tp``) is processed: its user's partition, here or there.
+
+        Decided when it is read: a record for another worker's partition is
+        forwarded at the next write, whatever this worker's own order.
+        """
+        parsed = item.parsed
+        if isinstance(parsed, InvalidRecord):
+            item.target = tp.partition
+            return
+        partition = self._place(tp, parsed.user_id)
+        item.target = partition
+        if partition not in self._tasks or not (partition == tp.partition or self._skip_local_hops):
+            item.hop = partition
+
+    async def _process(self, batch: list[tuple[Input, Order, Item]], generation: int) -> None:
+        for _, _, item in batch:
+            parsed = item.parsed
+            if isinstance(parsed, InvalidRecord):
+                await self._dead_letter(item.record, parsed)
+            elif isinstance(parsed, Payment):
+                self._tasks[item.target].on_payment(parsed, item.event_ms)
+            else:
+                self._tasks[item.target].on_token(parsed, item.event_ms)
         for owned in self._tasks.values():
             if owned.state.stream_time:
                 owned.sweep()
         # Every task: any of them may have retries due.
         await self._meanwhile_fetch(self.delivery.deliver(self._tasks.values()))
-        if await self._meanwhile_fetch(self._write(forwards, self._tasks.values(), generation)):
-            progress = self._progress()
-            for tp, offset in done.items():
-                progress.mark_done(tp, offset)
-            self._done.update(done)
+        snapshot = self._snapshot()
+        if await self._meanwhile_fetch(self._write(snapshot, self._tasks.values(), generation)):
+            self._mark_done(snapshot.done)
 
     async def _meanwhile_fetch(self, work: Awaitable[T]) -> T:
         """Run ``work`` (waiting for a provider or for Kafka); meanwhile fetch and parse.
@@ -331,9 +431,24 @@ class Engine:
         return await job
 
     def _wanted(self) -> list[TopicPartition]:
-        """The inputs with room in their buffers."""
+        """The inputs with room in their buffers.
+
+        A canonical partition is read on while a source of it has nothing
+        buffered: the news that source's bound waits for may be behind the rest.
+        """
         merge = self._merge
-        return [tp for tp in merge.inputs if merge.buffered(tp) < BUFFER_PER_INPUT]
+        reads = self._reads
+        wanted = []
+        for tp in self._inputs:
+            split = reads.inputs_of(tp)
+            if not split:
+                if merge.buffered(Input(tp)) < BUFFER_PER_INPUT:
+                    wanted.append(tp)
+            elif sum(merge.buffered(k) for k in split) < BUFFER_PER_INPUT or any(
+                not merge.buffered(k) for k in split if k.source is not None and k.source >= 0
+            ):
+                wanted.append(tp)
+        return wanted
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""
@@ -353,10 +468,7 @@ class Engine:
         return int(tp.partition) if target is None else target
 
     async def _write(
-        self,
-        forwards: list[tuple[TopicPartition, bytes, bytes | None, int]],
-        tasks: Iterable[PartitionTask],
-        generation: int,
+        self, snapshot: Snapshot, tasks: Iterable[PartitionTask], generation: int
     ) -> bool:
         """Send the batch's writes until Kafka has them all, then persist the tables.
 
@@ -366,8 +478,7 @@ class Engine:
         tasks = list(tasks)
         while True:
             writes = self.writer.writes()
-            for tp, key, value, timestamp in forwards:
-                await writes.add(tp, key, value, timestamp)
+            await self._add_snapshot(writes, snapshot)
             staged: list[tuple[PartitionTask, Staged]] = [
                 (task, await task.stage(writes)) for task in tasks
             ]
@@ -384,13 +495,16 @@ class Engine:
                 self._refusals = 0
             for task, changed in staged:
                 task.persist(changed, offsets)
+            self._reads.wrote(snapshot, time.time())
             return True
 
     def _rewind(self) -> None:
         """Forget the batch in progress and read again from what is done."""
         for task in self._tasks.values():
             task.abandon()
-        self._merge.assign(self._merge.inputs, self._now_ms())
+        inputs, bounds = self._hop_plan
+        self._merge.assign(inputs, self._now_ms(), bounds)
+        self._reads.rewind()
         self.intake.assign(self._done)
 
     def _refused(self, exc: KafkaError) -> None:

@@ -48,11 +48,15 @@ def fast_loads(text: str) -> Any:
 
 @dataclass(slots=True)
 class Item:
-    """One consumed record of the join, parsed."""
+    """One consumed record of the join, parsed, and where it goes (set by the engine)."""
 
     record: Any  # aiokafka's ConsumerRecord: topic, partition, offset, key, value, timestamp
     event_ms: int
     parsed: TokenEvent | Payment | InvalidRecord
+    #: The canonical partition of its user (its own partition if it is invalid).
+    target: int = -1
+    #: The canonical partition it is forwarded to, or ``None``: processed here.
+    hop: int | None = None
 
 
 def read_token(record: Any, max_bytes: int) -> tuple[int, int, Item]:
