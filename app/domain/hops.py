@@ -6,16 +6,18 @@ worker that receives it must give it the place one worker reading every
 partition would: it must not process its own records past the forwarded
 record's place before that record has arrived.  So:
 
-- a forwarded record carries its source partition and its place in the
-  forwarding worker's order (:func:`forward_headers`);
-- after every batch, and at least every second, each worker writes the
+- a worker forwards a record as soon as it has read it (nothing of its own
+  state decides about it), with its source partition and its place in that
+  source's order (:func:`forward_headers`);
+- with every write, and at least every second, each worker writes the
   **bounds** of its sources to every canonical partition it may forward to:
-  per source partition, the place of the next record it has yet to take,
-  or ``None`` when it has taken everything there is (:func:`encode_bounds`);
-  they follow the forwarded records they cover, from the same producer to
-  the same partition, so they arrive after them;
+  per source partition, the place of the last record it has read while more
+  may come, or ``None`` when it has read everything there is
+  (:func:`encode_bounds`).  They follow the forwarded records they cover,
+  from the same producer to the same partition, so they arrive after them;
 - the receiving merge keeps one input per (canonical partition, source) and
-  waits at that source's bound (:meth:`app.domain.ordering.Merge.bound`).
+  waits at that source's bound (:meth:`app.domain.ordering.Merge.bound`): it
+  goes as far as the forwarding worker has read, not processed.
 
 Each source partition is read by one worker, so its records reach a
 canonical partition in their order, whichever worker reads it.

@@ -6,21 +6,23 @@ input partitions itself (:class:`app.kafka.intake.Intake`, from the
 committed offsets once the tables are recovered) and:
 
 1. parses each record once as it arrives (:mod:`app.streams.items`) and
-   buffers it per input partition;
-2. takes records across all its inputs in timestamp order, tokens before
-   payments on a tie, waiting for an input that has lag but nothing buffered
-   (:mod:`app.domain.ordering`), and for the bounds of the sources other
-   workers forward from (:mod:`app.streams.hops`);
-3. processes a batch of them: a record on its user's canonical partition, or
-   on another partition this worker owns, goes to that partition's task
-   (:mod:`app.streams.task`); any other is forwarded, with its timestamp,
-   source and place, to the canonical topic; a record no parser accepts is
-   dead-lettered;
+   decides where it goes: a record of a user whose partition this worker
+   owns is buffered per input partition; any other is forwarded, with its
+   timestamp, source and place, to its user's canonical partition at the
+   next write (:mod:`app.streams.hops`); a record no parser accepts stays,
+   to be dead-lettered in its turn;
+2. takes the buffered records across all its inputs in timestamp order,
+   tokens before payments on a tie, waiting for an input that has lag but
+   nothing buffered (:mod:`app.domain.ordering`), and at the bounds of the
+   sources other workers forward from;
+3. processes a batch of them, each in its user's partition task
+   (:mod:`app.streams.task`);
 4. sends the batch's writes (each task's changed keys once, the forwarded
    records, the bounds of its sources) in record batches and waits until
    Kafka has all of them, writes the tasks' RocksDB batches with the
-   changelog offsets, and only then marks the batch's input offsets done,
-   for the consumer's next commit.
+   changelog offsets, and only then marks the input offsets done (every
+   record before them processed or forwarded), for the consumer's next
+   commit.
 
 A crash can therefore repeat at most one batch's notifications.  A
 rebalance first lets the batch in progress finish (:meth:`Engine.drain`);

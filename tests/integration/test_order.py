@@ -182,18 +182,22 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def test_a_backlog_without_grace_notifies_every_device_registered_before_each_payment(tmp_path):
+def test_a_backlog_without_grace_notifies_every_device_registered_before_each_payment(
+    tmp_path: Path,
+) -> None:
     s = backlog(1, users=300, base_ms=now_ms() - HOUR_MS, grace=False)
     assert_exact(run(s, tmp_path, grace=0), s.expected)
 
 
-def test_a_backlog_with_the_default_grace_is_exact_and_late_devices_all_get_it(tmp_path):
+def test_a_backlog_with_the_default_grace_is_exact_and_late_devices_all_get_it(
+    tmp_path: Path,
+) -> None:
     s = backlog(2, users=300, base_ms=now_ms() - HOUR_MS, grace=True)
     assert s.late_to_several > 10  # semantics c: not only the first late device
     assert_exact(run(s, tmp_path, grace=GRACE_S), s.expected)
 
 
-def test_a_device_removed_after_a_payment_still_gets_it(tmp_path):
+def test_a_device_removed_after_a_payment_still_gets_it(tmp_path: Path) -> None:
     base = now_ms() - HOUR_MS
     s = Scenario()
     s.token("b-user", "phone", "tok-b-phone", base)  # t1
@@ -203,7 +207,7 @@ def test_a_device_removed_after_a_payment_still_gets_it(tmp_path):
     assert_exact(run(s, tmp_path, grace=0), s.expected)
 
 
-def test_the_same_input_gives_the_same_lines_whatever_the_interleaving(tmp_path):
+def test_the_same_input_gives_the_same_lines_whatever_the_interleaving(tmp_path: Path) -> None:
     base = now_ms() - HOUR_MS
     s = backlog(4, users=150, base_ms=base, grace=True)
     runs = [
@@ -214,7 +218,7 @@ def test_the_same_input_gives_the_same_lines_whatever_the_interleaving(tmp_path)
         assert_exact(lines, s.expected)
 
 
-def test_two_workers_give_the_same_lines_as_one(tmp_path):
+def test_two_workers_give_the_same_lines_as_one(tmp_path: Path) -> None:
     # A payment keyed off its user's partition, on a partition the other
     # worker reads, reaches its user's worker through the canonical topic;
     # it must meet exactly the devices one worker would have given it.
@@ -230,7 +234,7 @@ def test_two_workers_give_the_same_lines_as_one(tmp_path):
     assert_exact(run(s, tmp_path, workers=2, batch=7, grace=GRACE_S, extra=small), s.expected)
 
 
-def test_payments_hours_old_find_tokens_registered_seconds_before_them(tmp_path):
+def test_payments_hours_old_find_tokens_registered_seconds_before_them(tmp_path: Path) -> None:
     # A backlog after an outage: every record is hours old, tokens carry no
     # updated_at, so their event time is their Kafka timestamp, seconds before
     # each payment; they must not move the clock past the payments.
