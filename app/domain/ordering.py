@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -107,9 +107,17 @@ class Merge(Generic[K, T]):
     def __len__(self) -> int:
         return sum(len(buffer) for buffer in self._buffers.values())
 
-    def add(self, key: K, records: Iterable[tuple[int, int, T]], now_ms: float = 0) -> None:
+    def add(
+        self,
+        key: K,
+        records: Sequence[tuple[int, int, T]],
+        now_ms: float = 0,
+        *,
+        placed: bool = False,
+    ) -> None:
         """Append ``(timestamp_ms, rank, record)`` of ``key``, in offset order.
 
+        ``placed``: the keys are places already (never below the key before).
         An input not assigned is added (a source first heard of).
         """
         buffer = self._buffers.get(key)
@@ -118,11 +126,18 @@ class Merge(Generic[K, T]):
             self._empty_since[key] = now_ms
         was_empty = not buffer
         tail = self._tails.get(key, UNKNOWN)
-        append = buffer.append
-        for timestamp, rank, record in records:
-            if (timestamp, rank) > tail:
-                tail = (timestamp, rank)
-            append((tail[0], tail[1], record))
+        if placed:
+            buffer.extend(records)
+            if records:
+                tail = max(tail, (records[-1][0], records[-1][1]))
+        else:
+            append = buffer.append
+            for row in records:
+                if (row[0], row[1]) >= tail:
+                    tail = (row[0], row[1])
+                    append(row)
+                else:  # a late record: it takes the place of the one before it
+                    append((tail[0], tail[1], row[2]))
         self._tails[key] = tail
         if key in self._bounds:
             self._bounds[key] = (self._bounds[key][0], now_ms)  # news of it

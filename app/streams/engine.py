@@ -381,7 +381,7 @@ class Engine:
                 route = self._route
                 for row in rows:
                     route(tp, row[2])
-                merge.add(Input(tp), self._reads.read(tp, rows), now_ms)
+                merge.add(Input(tp), self._reads.read(tp, rows), now_ms, placed=True)
 
     def _route(self, tp: TopicPartition, item: Item) -> None:
         """Where ``item`` (read from ``tp``) is processed: its user's partition, here or there.

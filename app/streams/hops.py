@@ -157,12 +157,15 @@ class Reads:
         tail = self._tails.get(tp, UNKNOWN)
         here: list[tuple[int, int, Item]] = []
         canonical = self._canonical_of[tp.topic]
-        for timestamp, rank, item in rows:
-            if (timestamp, rank) > tail:
+        for row in rows:
+            timestamp, rank, item = row
+            late = (timestamp, rank) < tail
+            if not late:
                 tail = (timestamp, rank)
             parsed = item.parsed
             if item.hop is None or isinstance(parsed, InvalidRecord):
-                here.append((tail[0], tail[1], item))
+                # A late record takes the place of the one before it.
+                here.append((tail[0], tail[1], item) if late else row)
                 continue
             record = item.record
             self._forwards.append(
