@@ -142,12 +142,6 @@ class Engine:
             names.payments_canonical: read_payment,
         }
         self._canonical_topics = names.canonical
-        self._canonical_of = {
-            names.tokens: names.tokens_canonical,
-            names.tokens_canonical: names.tokens_canonical,
-            names.payments: names.payments_canonical,
-            names.payments_canonical: names.payments_canonical,
-        }
         self._assigned: frozenset[TopicPartition] = frozenset()
         #: The Kafka partitions the engine reads (the merge splits canonical ones by source).
         self._inputs: list[TopicPartition] = []
@@ -319,8 +313,10 @@ class Engine:
         """Outside any batch: write the forwards read and the bounds due; mark what is done."""
         snapshot = self._snapshot()
         if snapshot.forwards or snapshot.bounds:
+            writes = self.writer.writes()
             try:
-                await self._send_snapshot(self.writer.writes(), snapshot)
+                await self._add_snapshot(writes, snapshot)
+                await writes.send()
             except KafkaError as exc:
                 self._reads.unsent(snapshot)
                 self._refused(exc)
@@ -331,11 +327,6 @@ class Engine:
 
     def _snapshot(self) -> Snapshot:
         return self._reads.snapshot(self._merge, self._has_lag, time.time(), self._now_ms())
-
-    @staticmethod
-    async def _send_snapshot(writes: Writes, snapshot: Snapshot) -> dict[TopicPartition, int]:
-        await Engine._add_snapshot(writes, snapshot)
-        return await writes.send()
 
     @staticmethod
     async def _add_snapshot(writes: Writes, snapshot: Snapshot) -> None:
@@ -378,10 +369,8 @@ class Engine:
                 self._reads.split(tp, records, read, max_bytes, merge, now_ms, self._route)
             else:
                 rows = [read(record, max_bytes) for record in records]
-                route = self._route
-                for row in rows:
-                    route(tp, row[2])
-                merge.add(Input(tp), self._reads.read(tp, rows), now_ms, placed=True)
+                here = self._reads.read(tp, rows, self._route)
+                merge.add(Input(tp), here, now_ms, placed=True)
 
     def _route(self, tp: TopicPartition, item: Item) -> None:
         """Where ``item`` (read from ``tp``) is processed: its user's partition, here or there.
@@ -433,24 +422,9 @@ class Engine:
         return await job
 
     def _wanted(self) -> list[TopicPartition]:
-        """The inputs with room in their buffers.
-
-        A canonical partition is read on while a source of it has nothing
-        buffered: the news that source's bound waits for may be behind the rest.
-        """
+        """The inputs with room in their buffers."""
         merge = self._merge
-        reads = self._reads
-        wanted = []
-        for tp in self._inputs:
-            split = reads.inputs_of(tp)
-            if not split:
-                if merge.buffered(Input(tp)) < BUFFER_PER_INPUT:
-                    wanted.append(tp)
-            elif sum(merge.buffered(k) for k in split) < BUFFER_PER_INPUT or any(
-                not merge.buffered(k) for k in split if k.source is not None and k.source >= 0
-            ):
-                wanted.append(tp)
-        return wanted
+        return [tp for tp in self._inputs if self._reads.has_room(tp, merge, BUFFER_PER_INPUT)]
 
     def _place(self, tp: TopicPartition, user_id: str) -> int:
         """The canonical partition of a record's user (its own, if it is there already)."""

@@ -146,11 +146,15 @@ class Reads:
     # --- reading --------------------------------------------------------------
 
     def read(
-        self, tp: TopicPartition, rows: list[tuple[int, int, Item]]
+        self,
+        tp: TopicPartition,
+        rows: list[tuple[int, int, Item]],
+        route: Callable[[TopicPartition, Item], None],
     ) -> list[tuple[int, int, Item]]:
-        """A public partition's parsed records: those processed here, with their places.
+        """A public partition's parsed records, routed: those processed here, with places.
 
-        The others (``Item.hop`` set) are kept to forward at the next write.
+        The others (``route`` set their ``Item.hop``) are kept to forward at
+        the next write.
         """
         if rows:
             self._fetched_to[tp] = rows[-1][2].record.offset + 1
@@ -159,6 +163,7 @@ class Reads:
         canonical = self._canonical_of[tp.topic]
         for row in rows:
             timestamp, rank, item = row
+            route(tp, item)
             late = (timestamp, rank) < tail
             if not late:
                 tail = (timestamp, rank)
@@ -254,6 +259,19 @@ class Reads:
     def inputs_of(self, tp: TopicPartition) -> set[Input]:
         """The merge inputs a canonical partition is split into (none: a public one)."""
         return self._inputs.get(tp, set())
+
+    def has_room(self, tp: TopicPartition, merge: Merge[Input, Item], limit: int) -> bool:
+        """Whether to fetch ``tp``: fewer than ``limit`` of its records buffered.
+
+        A canonical partition is also read on while a source with a bound has
+        nothing buffered: the news that bound waits for may be behind the rest.
+        """
+        split = self._inputs.get(tp)
+        if split is None:
+            return merge.buffered(Input(tp)) < limit
+        return sum(merge.buffered(k) for k in split) < limit or any(
+            not merge.buffered(k) for k in split if k in self._bounded
+        )
 
     # --- writing --------------------------------------------------------------
 

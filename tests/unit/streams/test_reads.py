@@ -35,6 +35,10 @@ def payment(tp: TopicPartition, offset: int, at: int, user: str) -> Record:
     return Record(tp.topic, tp.partition, offset, at, json.dumps(body).encode())
 
 
+def keep(tp: TopicPartition, item: Item) -> None:
+    """Leave a record's route as the test set it."""
+
+
 def worker_of_0_and_1() -> tuple[Reads, Merge[Input, Item]]:
     """A worker reading payments partitions 0 and 1 and owning canonical 0 and 1, of 4."""
     reads = Reads(NAMES, 4, skip_local_hops=True)
@@ -65,7 +69,7 @@ def test_an_assignment_waits_for_the_sources_other_workers_read():
 def test_records_for_another_worker_are_forwarded_when_read_with_their_place():
     reads, merge = worker_of_0_and_1()
     read = [payment(PAY[0], 0, 50, "u"), payment(PAY[0], 1, 10, "v"), payment(PAY[0], 2, 60, "w")]
-    here = reads.read(PAY[0], rows(read, hops={1: 3}))
+    here = reads.read(PAY[0], rows(read, hops={1: 3}), keep)
     assert [item.record.offset for _, _, item in here] == [0, 2]
     merge.add(Input(PAY[0]), here)
     snapshot = reads.snapshot(merge, lambda key: False, 0.0, 0)
@@ -83,7 +87,7 @@ def test_records_for_another_worker_are_forwarded_when_read_with_their_place():
 
 def test_the_bound_of_a_source_with_lag_is_its_last_place_read():
     reads, merge = worker_of_0_and_1()
-    reads.read(PAY[1], rows([payment(PAY[1], 0, 70, "u")], hops={0: 2}))
+    reads.read(PAY[1], rows([payment(PAY[1], 0, 70, "u")], hops={0: 2}), keep)
     snapshot = reads.snapshot(merge, lambda key: key.tp == PAY[1], 0.0, 0)
     bounds = {tp.partition: b for tp, _, b in snapshot.bounds}
     assert bounds[2] == {0: None, 1: (70, PAYMENT_RANK)}
@@ -103,7 +107,7 @@ def test_a_canonical_partition_is_split_by_source_and_its_bounds_applied():
     bounds.headers = [(BOUNDS_HEADER, b"1")]
     old = payment(CANONICAL[0], 2, 5, "v")  # forwarded before the headers existed
     local = payment(PAY[0], 0, 50, "w")
-    merge.add(Input(PAY[0]), reads.read(PAY[0], rows([local], hops={})))
+    merge.add(Input(PAY[0]), reads.read(PAY[0], rows([local], hops={}), keep))
     reads.split(
         CANONICAL[0], [forwarded, bounds, old], read_payment, 1 << 20, merge, 0, lambda tp, i: None
     )
